@@ -1,0 +1,186 @@
+//! The HTTP side: `/metrics`, `/-/healthy`, `/-/ready` and a landing page.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::registry::Registry;
+
+use crate::collector;
+use crate::snapshot::Store;
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    registry: Registry,
+    store: Arc<Store>,
+    /// Size of the previous exposition, to allocate the next one at once.
+    last_size: AtomicUsize,
+}
+
+impl AppState {
+    /// State for [`router`].
+    pub fn new(registry: Registry, store: Arc<Store>) -> AppState {
+        AppState {
+            registry,
+            store,
+            last_size: AtomicUsize::new(4096),
+        }
+    }
+}
+
+/// All routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(landing))
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let mut body = String::with_capacity(state.last_size.load(Ordering::Relaxed) + 1024);
+    if let Err(e) = collector::encode(&state.registry, &mut body) {
+        tracing::error!(error = %e, "encoding metrics failed");
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding metrics failed\n",
+        )
+            .into_response();
+    }
+    state.last_size.store(body.len(), Ordering::Relaxed);
+    ([(header::CONTENT_TYPE, collector::CONTENT_TYPE)], body).into_response()
+}
+
+async fn healthy() -> &'static str {
+    "Healthy\n"
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let pending = state.store.pending_sources();
+    if pending.is_empty() {
+        (StatusCode::OK, "Ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "Not ready: waiting for the first pass of {}\n",
+                pending.join(", ")
+            ),
+        )
+            .into_response()
+    }
+}
+
+async fn landing() -> Html<String> {
+    Html(format!(
+        "<!doctype html>\n<html><head><title>certinel</title></head><body>\n\
+         <h1>certinel {}</h1>\n\
+         <p>Prometheus exporter for X.509 certificate expiry.</p>\n\
+         <ul>\n<li><a href=\"metrics\">Metrics</a></li>\n\
+         <li><a href=\"-/healthy\">Health</a></li>\n\
+         <li><a href=\"-/ready\">Readiness</a></li>\n</ul>\n</body></html>\n",
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!(signal = "SIGINT", "shutting down"),
+        _ = terminate => tracing::info!(signal = "SIGTERM", "shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    fn app() -> Router {
+        let config = Config::from_yaml(
+            "files:\n  - name: f\n    paths: [/nonexistent/x.pem]\n",
+            std::path::Path::new("/"),
+        )
+        .unwrap();
+        let store = Arc::new(Store::new(&config));
+        let registry = collector::registry(store.clone(), config.metrics.clone());
+        router(Arc::new(AppState::new(registry, store)))
+    }
+
+    async fn get(app: Router, path: &str) -> (StatusCode, String) {
+        let resp = app
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn not_ready_before_first_pass_names_the_source() {
+        let (status, body) = get(app(), "/-/ready").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("f"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn healthy_and_landing_page_answer() {
+        assert_eq!(get(app(), "/-/healthy").await.0, StatusCode::OK);
+        let (status, body) = get(app(), "/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("href=\"metrics\""));
+    }
+
+    #[tokio::test]
+    async fn metrics_are_openmetrics_with_eof() {
+        let (status, body) = get(app(), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("# TYPE x509_cert_not_after gauge"), "{body}");
+        assert!(body.contains("certinel_build_info{version="), "{body}");
+        assert!(body.ends_with("# EOF\n"));
+    }
+}
