@@ -1,1 +1,18 @@
-//! Integration tests.
+//! Integration tests: one binary, one module per area. Everything runs on
+
+// Test helpers are `pub` for sibling modules; the crate itself is private.
+#![allow(unreachable_pub, missing_docs)]
+//! loopback against real servers, real files and the real certinel binary.
+
+/// Certificate factory, TLS servers, the daemon, exposition parsing.
+mod common;
+/// Every handshake failure reason, produced by a real loopback server.
+mod tls;
+/// File source behaviour on real files: bundles, DER, and every bad input.
+mod files;
+/// The binary: flags, config errors, /metrics contract, HTTP endpoints.
+mod daemon;
+/// Deployment artefacts: Dockerfile, Kubernetes manifests, systemd unit.
+mod deploy;
+/// End to end with real Prometheus and Alertmanager: rules, alerts, dashboards.
+mod alerting;

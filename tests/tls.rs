@@ -1,0 +1,1 @@
+//! Handshake failure reasons.
