@@ -1,8 +1,8 @@
 //! Integration tests: one binary, one module per area. Everything runs on
+//! loopback against real servers, real files and the real certinel binary.
 
 // Test helpers are `pub` for sibling modules; the crate itself is private.
 #![allow(unreachable_pub, missing_docs)]
-//! loopback against real servers, real files and the real certinel binary.
 
 /// Certificate factory, TLS servers, the daemon, exposition parsing.
 mod common;
