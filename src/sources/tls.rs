@@ -294,9 +294,13 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-/// How long to wait, after a TLS 1.3 handshake in which the server asked
-/// for a client certificate, for the alert that says it wanted one.
-const CLIENT_AUTH_GRACE: Duration = Duration::from_secs(1);
+/// Bounds on how long to wait, after a handshake in which the server asked
+/// for a client certificate, for an alert rejecting ours (or its absence).
+/// The alert follows our last flight by one round trip, so twice the
+/// handshake time is ample; the bounds absorb scheduling noise and cap the
+/// cost for servers that merely *request* a certificate.
+const CLIENT_AUTH_GRACE_MIN: Duration = Duration::from_millis(100);
+const CLIENT_AUTH_GRACE_MAX: Duration = Duration::from_secs(1);
 
 /// Probes one target: resolves it and probes every address it resolves
 /// to, concurrently, all within `timeout`. Never returns an empty list.
@@ -521,6 +525,7 @@ async fn handshake(
     starttls: Option<StarttlsProtocol>,
     session: &Session,
 ) -> Result<Negotiated, Failure> {
+    let started = Instant::now();
     let mut stream = TcpStream::connect(addr).await.map_err(Failure::Connect)?;
     // Latency of the probe matters more than batching: the handshake is a
     // handful of small flights.
@@ -554,8 +559,9 @@ async fn handshake(
     // In TLS 1.3 the client finishes first; a server that insists on a
     // client certificate says so only afterwards, with an alert.
     if session.client_auth.requested.load(Ordering::Relaxed) {
+        let grace = (started.elapsed() * 2).clamp(CLIENT_AUTH_GRACE_MIN, CLIENT_AUTH_GRACE_MAX);
         let mut byte = [0u8; 1];
-        match tokio::time::timeout(CLIENT_AUTH_GRACE, tls.read(&mut byte)).await {
+        match tokio::time::timeout(grace, tls.read(&mut byte)).await {
             Ok(Err(e)) => return Err(Failure::Tls(e)),
             Ok(Ok(0)) => return Err(Failure::ClosedAfterHandshake),
             Ok(Ok(_)) | Err(_) => {}
