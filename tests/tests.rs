@@ -4,15 +4,15 @@
 // Test helpers are `pub` for sibling modules; the crate itself is private.
 #![allow(unreachable_pub, missing_docs)]
 
+/// End to end with real Prometheus and Alertmanager: rules, alerts, dashboards.
+mod alerting;
 /// Certificate factory, TLS servers, the daemon, exposition parsing.
 mod common;
-/// Every handshake failure reason, produced by a real loopback server.
-mod tls;
-/// File source behaviour on real files: bundles, DER, and every bad input.
-mod files;
 /// The binary: flags, config errors, /metrics contract, HTTP endpoints.
 mod daemon;
 /// Deployment artefacts: Dockerfile, Kubernetes manifests, systemd unit.
 mod deploy;
-/// End to end with real Prometheus and Alertmanager: rules, alerts, dashboards.
-mod alerting;
+/// File source behaviour on real files: bundles, DER, and every bad input.
+mod files;
+/// Every handshake failure reason, produced by a real loopback server.
+mod tls;

@@ -13,8 +13,8 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
 pub const DAY: i64 = 86_400;
@@ -75,7 +75,9 @@ impl Ca {
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
         params.distinguished_name.push(DnType::CommonName, cn);
-        params.distinguished_name.push(DnType::OrganizationName, "certinel tests");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "certinel tests");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let nb = now() - 10 * DAY;
@@ -197,10 +199,12 @@ pub fn server_config(leaf: &Minted, opts: &ServerOptions) -> Arc<rustls::ServerC
             for c in certs_of(ca) {
                 roots.add(c).unwrap();
             }
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-                    .build()
-                    .unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            )
+            .build()
+            .unwrap();
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
@@ -209,7 +213,11 @@ pub fn server_config(leaf: &Minted, opts: &ServerOptions) -> Arc<rustls::ServerC
     for c in &opts.chain {
         chain.extend(certs_of(c));
     }
-    Arc::new(builder.with_single_cert(chain, key_of(&leaf.key_pem)).unwrap())
+    Arc::new(
+        builder
+            .with_single_cert(chain, key_of(&leaf.key_pem))
+            .unwrap(),
+    )
 }
 
 /// A TLS server on 127.0.0.1:0 that completes handshakes, says hello and
@@ -288,9 +296,7 @@ pub fn tls_server(leaf: &Minted, opts: &ServerOptions) -> TestServer {
 
 /// A raw TCP server on 127.0.0.1:0: each connection is handed to `handle`
 /// on its own thread.
-pub fn raw_server(
-    handle: impl Fn(std::net::TcpStream) + Send + Sync + 'static,
-) -> SocketAddr {
+pub fn raw_server(handle: impl Fn(std::net::TcpStream) + Send + Sync + 'static) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let handle = Arc::new(handle);
@@ -342,7 +348,12 @@ impl Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_certinel"))
             .arg("--config.file")
             .arg(&config_path)
-            .args(["--web.listen-address", "127.0.0.1:0", "--log.level", "debug"])
+            .args([
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--log.level",
+                "debug",
+            ])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -446,7 +457,11 @@ impl Drop for Daemon {
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let text = String::from_utf8_lossy(&raw).into_owned();
@@ -456,7 +471,10 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
