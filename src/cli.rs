@@ -1,8 +1,9 @@
 //! Command-line flags, named as every Prometheus exporter names them.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::logging::{LogFormat, LogLevel};
 
@@ -16,6 +17,10 @@ pub const DEFAULT_PORT: u16 = 10044;
 #[derive(Debug, Parser)]
 #[command(name = "certinel", version, about, long_about = None)]
 pub struct Cli {
+    /// Run a one-shot check instead of the daemon.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Path to the YAML configuration file.
     #[arg(
         long = "config.file",
@@ -47,6 +52,74 @@ pub struct Cli {
         env = "CERTINEL_LOG_FORMAT"
     )]
     pub log_format: Option<LogFormat>,
+
+    /// Also write the metrics to FILE (Prometheus text format, for
+    /// node_exporter's textfile collector), atomically, whenever results change.
+    #[arg(long = "textfile.output", value_name = "FILE")]
+    pub textfile_output: Option<PathBuf>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check every source once, print what expires soon, and exit 0 (all
+    /// fine), 1 (below --warn), 2 (below --crit, expired or failing) or 3
+    /// (usage or config error, or nothing to check).
+    Check(CheckArgs),
+}
+
+/// `certinel check` flags.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Files, directories, globs, or host:port endpoints to check, in
+    /// addition to the sources of --config.file.
+    #[arg(value_name = "PATH|HOST:PORT")]
+    pub items: Vec<String>,
+
+    /// Check every source of this configuration file.
+    #[arg(long = "config.file", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Warn when a certificate has less than this left.
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = parse_duration)]
+    pub warn: Duration,
+
+    /// Critical when a certificate has less than this left.
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_duration)]
+    pub crit: Duration,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+
+    /// Probe deadline for HOST:PORT arguments.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// CA file to verify HOST:PORT arguments against (default: system roots).
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// SNI and verification name for HOST:PORT arguments.
+    #[arg(long = "server-name", value_name = "NAME")]
+    pub server_name: Option<String>,
+
+    /// Also write the metrics to FILE (node_exporter textfile), atomically.
+    #[arg(long = "textfile.output", value_name = "FILE")]
+    pub textfile_output: Option<PathBuf>,
+}
+
+/// `certinel check --output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// An aligned table, coloured on a terminal.
+    Table,
+    /// A JSON array of rows, for scripts.
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
 /// Turns `:PORT` (Go style, all interfaces) into something `bind` takes.
@@ -66,6 +139,28 @@ mod tests {
         assert_eq!(normalize_listen_address(":10044"), "0.0.0.0:10044");
         assert_eq!(normalize_listen_address("127.0.0.1:9"), "127.0.0.1:9");
         assert_eq!(normalize_listen_address("[::1]:9"), "[::1]:9");
+    }
+
+    #[test]
+    fn check_parses_items_and_thresholds() {
+        let cli = Cli::parse_from([
+            "certinel",
+            "check",
+            "/etc/varpulis/tls/tls.crt",
+            "example.com:443",
+            "--warn",
+            "30d",
+            "--crit",
+            "7d",
+            "--output",
+            "json",
+        ]);
+        let Some(Command::Check(args)) = cli.command else {
+            panic!("not a check")
+        };
+        assert_eq!(args.items.len(), 2);
+        assert_eq!(args.crit, Duration::from_secs(7 * 86_400));
+        assert_eq!(args.output, OutputFormat::Json);
     }
 
     #[test]

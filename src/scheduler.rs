@@ -64,6 +64,50 @@ async fn pause(interval: Duration, cancel: &CancellationToken) -> bool {
     }
 }
 
+/// What a file source's task keeps between passes.
+#[derive(Default)]
+struct FileState {
+    cache: FileCache,
+    last_errors: HashMap<PathBuf, FileErrorReason>,
+}
+
+/// Runs one pass of a file source and publishes it. The permit travels
+/// with the blocking work, so a pass stuck on a hung mount keeps counting
+/// against the limit until it returns.
+async fn file_pass(
+    index: usize,
+    source: &Arc<FileSourceConfig>,
+    store: &Store,
+    permits: &Arc<Semaphore>,
+    state: &mut FileState,
+) {
+    let Ok(permit) = permits.clone().acquire_owned().await else {
+        return;
+    };
+    let started = Instant::now();
+    let src = source.clone();
+    let mut cache = std::mem::take(&mut state.cache);
+    let pass = tokio::task::spawn_blocking(move || {
+        let scan = files::scan(&src, &mut cache);
+        drop(permit);
+        (scan, cache)
+    });
+    match pass.await {
+        Ok((scan, cache)) => {
+            state.cache = cache;
+            log_file_changes(&source.name, &scan, &mut state.last_errors);
+            tracing::debug!(
+                source = %source.name,
+                files = scan.len(),
+                duration = ?started.elapsed(),
+                "file pass complete"
+            );
+            store.publish_files(index, scan, started.elapsed());
+        }
+        Err(e) => tracing::error!(source = %source.name, error = %e, "file pass aborted"),
+    }
+}
+
 async fn file_loop(
     index: usize,
     source: Arc<FileSourceConfig>,
@@ -71,43 +115,11 @@ async fn file_loop(
     permits: Arc<Semaphore>,
     cancel: CancellationToken,
 ) {
-    let mut cache = FileCache::default();
-    let mut last_errors: HashMap<PathBuf, FileErrorReason> = HashMap::new();
+    let mut state = FileState::default();
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p,
+        tokio::select! {
+            _ = file_pass(index, &source, &store, &permits, &mut state) => {}
             _ = cancel.cancelled() => return,
-        };
-        let Ok(permit) = permit else { return };
-        let started = Instant::now();
-        let src = source.clone();
-        let mut owned_cache = std::mem::take(&mut cache);
-        // The permit travels with the blocking work, so a pass stuck on a
-        // hung mount keeps counting against the limit until it returns.
-        let pass = tokio::task::spawn_blocking(move || {
-            let scan = files::scan(&src, &mut owned_cache);
-            drop(permit);
-            (scan, owned_cache)
-        });
-        let result = tokio::select! {
-            r = pass => r,
-            _ = cancel.cancelled() => return,
-        };
-        match result {
-            Ok((scan, returned_cache)) => {
-                cache = returned_cache;
-                log_file_changes(&source.name, &scan, &mut last_errors);
-                tracing::debug!(
-                    source = %source.name,
-                    files = scan.len(),
-                    duration = ?started.elapsed(),
-                    "file pass complete"
-                );
-                store.publish_files(index, scan, started.elapsed());
-            }
-            Err(e) => {
-                tracing::error!(source = %source.name, error = %e, "file pass aborted");
-            }
         }
         if !pause(source.interval, &cancel).await {
             return;
@@ -141,6 +153,26 @@ fn log_file_changes(source: &str, scan: &FileScan, last: &mut HashMap<PathBuf, F
     *last = now;
 }
 
+/// Probes one target once and publishes the result.
+async fn target_probe(
+    (source_index, target_index): (usize, usize),
+    source: &EndpointSourceConfig,
+    store: &Store,
+    permits: &Semaphore,
+    last_errors: &mut HashMap<String, TlsErrorReason>,
+) {
+    let Some(target) = source.targets.get(target_index) else {
+        return;
+    };
+    let Ok(permit) = permits.acquire().await else {
+        return;
+    };
+    let reports = tls::probe(target, &source.tls, source.starttls, source.timeout).await;
+    drop(permit);
+    log_probe_changes(&source.name, &target.target, &reports, last_errors);
+    store.publish_target(source_index, target_index, reports);
+}
+
 async fn target_loop(
     source_index: usize,
     target_index: usize,
@@ -149,27 +181,43 @@ async fn target_loop(
     permits: Arc<Semaphore>,
     cancel: CancellationToken,
 ) {
-    let Some(target) = source.targets.get(target_index).cloned() else {
-        return;
-    };
-    let mut last_errors: HashMap<String, TlsErrorReason> = HashMap::new();
+    let mut last_errors = HashMap::new();
+    let slot = (source_index, target_index);
     loop {
-        let permit = tokio::select! {
-            p = permits.acquire() => p,
+        tokio::select! {
+            _ = target_probe(slot, &source, &store, &permits, &mut last_errors) => {}
             _ = cancel.cancelled() => return,
-        };
-        let Ok(permit) = permit else { return };
-        let reports = tokio::select! {
-            r = tls::probe(&target, &source.tls, source.starttls, source.timeout) => r,
-            _ = cancel.cancelled() => return,
-        };
-        drop(permit);
-        log_probe_changes(&source.name, &target.target, &reports, &mut last_errors);
-        store.publish_target(source_index, target_index, reports);
+        }
         if !pause(source.interval, &cancel).await {
             return;
         }
     }
+}
+
+/// Runs every source exactly once, under the same concurrency limit and
+/// deadlines as the daemon, and returns when all results are in `store`.
+/// This is `certinel check`.
+pub async fn run_once(config: &Config, store: Arc<Store>) {
+    let permits = Arc::new(Semaphore::new(config.global.concurrency));
+    let mut work = tokio::task::JoinSet::new();
+    for (index, source) in config.files.iter().enumerate() {
+        let (source, store, permits) = (Arc::new(source.clone()), store.clone(), permits.clone());
+        work.spawn(async move {
+            file_pass(index, &source, &store, &permits, &mut FileState::default()).await;
+        });
+    }
+    let offset = config.files.len();
+    for (i, source) in config.endpoints.iter().enumerate() {
+        let source = Arc::new(source.clone());
+        for target in 0..source.targets.len() {
+            let (source, store, permits) = (source.clone(), store.clone(), permits.clone());
+            work.spawn(async move {
+                let slot = (offset + i, target);
+                target_probe(slot, &source, &store, &permits, &mut HashMap::new()).await;
+            });
+        }
+    }
+    while work.join_next().await.is_some() {}
 }
 
 /// Logs addresses going bad (warn) and recovering (info); repeats stay

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -17,7 +17,7 @@ use crate::snapshot::Store;
 /// What the handlers share.
 #[derive(Debug)]
 pub struct AppState {
-    registry: Registry,
+    registry: Arc<Registry>,
     store: Arc<Store>,
     /// Size of the previous exposition, to allocate the next one at once.
     last_size: AtomicUsize,
@@ -25,7 +25,7 @@ pub struct AppState {
 
 impl AppState {
     /// State for [`router`].
-    pub fn new(registry: Registry, store: Arc<Store>) -> AppState {
+    pub fn new(registry: Arc<Registry>, store: Arc<Store>) -> AppState {
         AppState {
             registry,
             store,
@@ -44,7 +44,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+/// Serves OpenMetrics to clients that ask for it (Prometheus does), and
+/// Prometheus text format 0.0.4 to everyone else (curl, older scrapers).
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let mut body = String::with_capacity(state.last_size.load(Ordering::Relaxed) + 1024);
     if let Err(e) = collector::encode(&state.registry, &mut body) {
         tracing::error!(error = %e, "encoding metrics failed");
@@ -55,7 +57,23 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             .into_response();
     }
     state.last_size.store(body.len(), Ordering::Relaxed);
-    ([(header::CONTENT_TYPE, collector::CONTENT_TYPE)], body).into_response()
+    let wants_openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        ([(header::CONTENT_TYPE, collector::CONTENT_TYPE)], body).into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                collector::PROMETHEUS_TEXT_CONTENT_TYPE,
+            )],
+            collector::to_prometheus_text(&body),
+        )
+            .into_response()
+    }
 }
 
 async fn healthy() -> &'static str {
@@ -145,14 +163,19 @@ mod tests {
         .unwrap();
         let store = Arc::new(Store::new(&config));
         let registry = collector::registry(store.clone(), config.metrics.clone());
-        router(Arc::new(AppState::new(registry, store)))
+        router(Arc::new(AppState::new(Arc::new(registry), store)))
     }
 
     async fn get(app: Router, path: &str) -> (StatusCode, String) {
-        let resp = app
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
-            .await
+        get_accepting(app, path, "*/*").await
+    }
+
+    async fn get_accepting(app: Router, path: &str, accept: &str) -> (StatusCode, String) {
+        let request = Request::get(path)
+            .header(header::ACCEPT, accept)
+            .body(Body::empty())
             .unwrap();
+        let resp = app.oneshot(request).await.unwrap();
         let status = resp.status();
         let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
             .await
@@ -176,11 +199,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn metrics_are_openmetrics_with_eof() {
-        let (status, body) = get(app(), "/metrics").await;
+    async fn prometheus_gets_openmetrics_with_eof() {
+        let accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+        let (status, body) = get_accepting(app(), "/metrics", accept).await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("# TYPE x509_cert_not_after gauge"), "{body}");
         assert!(body.contains("certinel_build_info{version="), "{body}");
         assert!(body.ends_with("# EOF\n"));
+    }
+
+    #[tokio::test]
+    async fn plain_clients_get_prometheus_text() {
+        let (status, body) = get(app(), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            body.contains("# TYPE process_cpu_seconds_total counter"),
+            "{body}"
+        );
+        assert!(!body.contains("# EOF"));
     }
 }

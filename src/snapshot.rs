@@ -96,6 +96,9 @@ impl SourceState {
 pub struct Store {
     current: ArcSwap<Snapshot>,
     write: Mutex<()>,
+    /// Bumped after every publish, for consumers that follow changes (the
+    /// textfile writer) instead of being asked (scrapes).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Store {
@@ -139,12 +142,18 @@ impl Store {
         Store {
             current: ArcSwap::from_pointee(Snapshot { sources }),
             write: Mutex::new(()),
+            changes: tokio::sync::watch::Sender::new(0),
         }
     }
 
     /// The current snapshot. Cheap; never blocks.
     pub fn load(&self) -> Arc<Snapshot> {
         self.current.load_full()
+    }
+
+    /// A receiver that is marked changed after every publish.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// True once every source has completed its first pass.
@@ -237,5 +246,6 @@ impl Store {
         let mut next = Snapshot::clone(&current);
         next.sources[source] = Arc::new(state);
         self.current.store(Arc::new(next));
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
     }
 }

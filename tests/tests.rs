@@ -2,7 +2,15 @@
 //! loopback against real servers, real files and the real certinel binary.
 
 // Test helpers are `pub` for sibling modules; the crate itself is private.
-#![allow(unreachable_pub, missing_docs)]
+// A panic in a test or its helpers is a failed test, which is the point.
+#![allow(
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 
 /// End to end with real Prometheus and Alertmanager: rules, alerts, dashboards.
 mod alerting;
