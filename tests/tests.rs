@@ -14,6 +14,8 @@
 
 /// End to end with real Prometheus and Alertmanager: rules, alerts, dashboards.
 mod alerting;
+/// `certinel check` and the node_exporter textfile.
+mod check;
 /// Certificate factory, TLS servers, the daemon, exposition parsing.
 mod common;
 /// The binary: flags, config errors, /metrics contract, HTTP endpoints.
