@@ -298,9 +298,22 @@ impl Config {
                     server_name,
                 };
                 // Identical targets would export identical series; keep one.
-                if !targets.contains(&target) {
-                    targets.push(target);
+                if targets.contains(&target) {
+                    continue;
                 }
+                // Different targets whose labels would still be identical
+                // (same host:port and SNI, different verification name)
+                // cannot be told apart on /metrics: refuse them.
+                if let Some(twin) = targets
+                    .iter()
+                    .find(|t| t.target == target.target && t.sni() == target.sni())
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "endpoints \"{name}\": targets {:?} (server_name {:?}) and {:?} (server_name {:?}) would export identical series: same target and SNI; give them distinct server names",
+                        twin.target, twin.server_name, target.target, target.server_name
+                    )));
+                }
+                targets.push(target);
             }
             endpoints.push(EndpointSourceConfig {
                 name,
@@ -448,8 +461,14 @@ fn locate_error(text: &str, e: &serde_norway::Error) -> String {
     let path = head.trim_end().trim_end_matches(':');
     let detail = tail.rsplit_once(" at line ").map_or(tail, |(d, _)| d);
     let from = e.location().map_or(1, |l| l.line());
+    // serde's path already ends in the key when the value sits inside a
+    // list or the error came from the key's own deserialiser.
+    let ends_with_key = |key: &str| {
+        let last = path.rsplit('.').next().unwrap_or(path);
+        last.split('[').next() == Some(key)
+    };
     match find_value_line(text, from, value) {
-        Some((line, Some(key))) if !path.is_empty() => {
+        Some((line, Some(key))) if !path.is_empty() && !ends_with_key(&key) => {
             format!("{path}.{key}: {detail} at line {line}")
         }
         Some((line, _)) if !path.is_empty() => format!("{path}: {detail} at line {line}"),
@@ -462,7 +481,8 @@ fn locate_error(text: &str, e: &serde_norway::Error) -> String {
 /// and the key it belongs to, if it is a `key: value` line.
 fn find_value_line(text: &str, from: usize, value: &str) -> Option<(usize, Option<String>)> {
     let unquote = |v: &str| v.trim().trim_matches(|c| c == '"' || c == '\'').to_owned();
-    for (i, line) in text.lines().enumerate().skip(from.saturating_sub(1)) {
+    let lines = || text.lines().enumerate().skip(from.saturating_sub(1));
+    for (i, line) in lines() {
         let t = line.trim_start();
         let t = t.strip_prefix("- ").unwrap_or(t).trim_start();
         match t
@@ -484,7 +504,11 @@ fn find_value_line(text: &str, from: usize, value: &str) -> Option<(usize, Optio
             }
         }
     }
-    None
+    // Flow mappings and lists with odd spacing: any line quoting the value.
+    let quoted = [format!("\"{value}\""), format!("'{value}'")];
+    lines()
+        .find(|(_, l)| quoted.iter().any(|q| l.contains(q.as_str())))
+        .map(|(i, _)| (i + 1, None))
 }
 
 // ---------------------------------------------------------------------------
