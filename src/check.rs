@@ -131,7 +131,7 @@ pub async fn run(
     let store = Arc::new(Store::new(config));
     scheduler::run_once(config, store.clone()).await;
     if let Some(path) = textfile {
-        let registry = collector::registry(store.clone(), config.metrics.clone());
+        let registry = collector::registry(store.clone());
         textfile::write_atomic(path, &textfile::render(&registry)?)?;
     }
     Ok(rows(&store, thresholds, SystemTime::now()))
@@ -190,7 +190,7 @@ pub fn rows(store: &Store, t: Thresholds, now: SystemTime) -> Vec<Row> {
             }
             SourceData::Endpoints(results) => {
                 for (target, reports) in results.targets.iter().zip(&results.reports) {
-                    for r in reports.iter().flat_map(|r| r.iter()) {
+                    for r in reports.iter().flat_map(|r| &r.addresses) {
                         let place = Row {
                             target: target.target.clone(),
                             address: r.address.clone(),

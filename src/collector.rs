@@ -23,6 +23,7 @@ use prometheus_client::registry::Registry;
 
 use crate::cert::{CertFacts, NameFields};
 use crate::config::{MetricsSettings, NameAttribute};
+use crate::rotation::{self, Staleness};
 use crate::snapshot::{SourceData, SourceState, Store};
 use crate::sources::SourceKind;
 
@@ -70,11 +71,18 @@ const SOURCE_DURATION: &str = "certinel_source_duration_seconds";
 const SOURCE_DURATION_HELP: &str = "Duration of the source's last completed pass.";
 const CERTIFICATES: &str = "certinel_certificates";
 const CERTIFICATES_HELP: &str = "Certificates currently tracked, by source kind.";
+const RELOAD_OK: &str = "certinel_config_last_reload_successful";
+const RELOAD_OK_HELP: &str = "Whether the last configuration reload attempt was successful.";
+const RELOAD_TIME: &str = "certinel_config_last_reload_success_timestamp_seconds";
+const RELOAD_TIME_HELP: &str = "Timestamp of the last successful configuration reload.";
+const SERVED_STALE: &str = "certinel_served_cert_stale";
+const SERVED_STALE_HELP: &str =
+    "1 when the server presents an older certificate than its expect_file holds (restart pending), 0 otherwise.";
 
 /// Builds the registry served on `/metrics`.
-pub fn registry(store: Arc<Store>, settings: MetricsSettings) -> Registry {
+pub fn registry(store: Arc<Store>) -> Registry {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(StoreCollector { store, settings }));
+    registry.register_collector(Box::new(StoreCollector { store }));
     registry.register_collector(Box::new(process::ProcessCollector));
     registry
 }
@@ -136,7 +144,6 @@ fn comment_family(line: &str) -> Option<(&str, &str, &str)> {
 #[derive(Debug)]
 pub struct StoreCollector {
     store: Arc<Store>,
-    settings: MetricsSettings,
 }
 
 /// One certificate and where it was seen: the full `x509_cert_*` label set.
@@ -272,7 +279,7 @@ fn for_each_cert<'a>(
             }
             SourceData::Endpoints(results) => {
                 for (target, reports) in results.targets.iter().zip(&results.reports) {
-                    for report in reports.iter().flat_map(|r| r.iter()) {
+                    for report in reports.iter().flat_map(|r| &r.addresses) {
                         for (chain_index, facts) in report.chain.iter().enumerate() {
                             f(&CertLabels {
                                 kind: source.kind,
@@ -305,7 +312,7 @@ fn for_each_probe<'a>(
             continue;
         };
         for (target, reports) in results.targets.iter().zip(&results.reports) {
-            for report in reports.iter().flat_map(|r| r.iter()) {
+            for report in reports.iter().flat_map(|r| &r.addresses) {
                 f(
                     ProbeLabels {
                         source_name: &source.name,
@@ -316,6 +323,41 @@ fn for_each_probe<'a>(
                     },
                     report,
                 )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Calls `f` for every probed address whose target has an `expect_file`
+/// with a readable leaf and that presented a chain.
+fn for_each_stale<'a>(
+    sources: &'a [Arc<SourceState>],
+    mut f: impl FnMut([(&'a str, &str); 4], Staleness) -> fmt::Result,
+) -> fmt::Result {
+    for source in sources {
+        let SourceData::Endpoints(results) = &source.data else {
+            continue;
+        };
+        for (target, report) in results.targets.iter().zip(&results.reports) {
+            let Some(report) = report else { continue };
+            let Some(expected) = &report.expected else {
+                continue;
+            };
+            let Ok(on_disk) = &expected.leaf else {
+                continue;
+            };
+            let filepath = expected.path.to_string_lossy();
+            for address in &report.addresses {
+                if let Some(served) = address.chain.first() {
+                    let labels = [
+                        ("source_name", source.name.as_str()),
+                        ("target", target.target.as_str()),
+                        ("address", address.address.as_str()),
+                        ("filepath", &filepath),
+                    ];
+                    f(labels, rotation::compare(served, on_disk))?;
+                }
             }
         }
     }
@@ -338,7 +380,7 @@ impl Collector for StoreCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let snapshot = self.store.load();
         let sources = snapshot.sources.as_slice();
-        let settings = &self.settings;
+        let settings = &snapshot.metrics;
         let now = SystemTime::now();
         let now_s = unix_seconds(now) as i64;
 
@@ -415,6 +457,11 @@ impl Collector for StoreCollector {
         })?;
         let mut m = enc.encode_descriptor(LAST_PROBE, LAST_PROBE_HELP, None, MetricType::Gauge)?;
         for_each_probe(sources, |l, r| gauge(&mut m, &l, unix_seconds(r.probed_at)))?;
+        let mut m =
+            enc.encode_descriptor(SERVED_STALE, SERVED_STALE_HELP, None, MetricType::Gauge)?;
+        for_each_stale(sources, |labels, staleness| {
+            gauge(&mut m, &labels.as_slice(), staleness.as_gauge())
+        })?;
 
         // 3. File sources.
         let mut m = enc.encode_descriptor(
@@ -498,6 +545,10 @@ impl Collector for StoreCollector {
                 )?;
             }
         }
+        let m = enc.encode_descriptor(RELOAD_OK, RELOAD_OK_HELP, None, MetricType::Gauge)?;
+        ConstGauge::new(i64::from(snapshot.reload.successful)).encode(m)?;
+        let m = enc.encode_descriptor(RELOAD_TIME, RELOAD_TIME_HELP, None, MetricType::Gauge)?;
+        ConstGauge::new(unix_seconds(snapshot.reload.last_success)).encode(m)?;
         let mut m =
             enc.encode_descriptor(CERTIFICATES, CERTIFICATES_HELP, None, MetricType::Gauge)?;
         for kind in [SourceKind::File, SourceKind::Endpoint] {

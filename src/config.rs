@@ -156,6 +156,8 @@ pub struct EndpointSourceConfig {
     pub tls: Arc<TlsSettings>,
     /// Plain-text protocol to upgrade before the handshake, if any.
     pub starttls: Option<Starttls>,
+    /// Size cap for `expect_file` reads.
+    pub max_file_size: u64,
 }
 
 /// One endpoint target.
@@ -170,6 +172,9 @@ pub struct EndpointTarget {
     /// Name to verify the certificate against, and to send as SNI unless
     /// it is an IP address.
     pub server_name: String,
+    /// The file the server loads its certificate from, to detect a
+    /// rotation the process has not picked up (`certinel_served_cert_stale`).
+    pub expect_file: Option<PathBuf>,
 }
 
 impl EndpointTarget {
@@ -180,6 +185,35 @@ impl EndpointTarget {
         } else {
             &self.server_name
         }
+    }
+}
+
+impl FileSourceConfig {
+    /// Identity of everything but the name that shapes this source's
+    /// passes: a reload keeps the source running when it is unchanged.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for p in &self.paths {
+            p.to_string().hash(&mut h);
+        }
+        self.exclude.patterns().hash(&mut h);
+        (self.interval, self.max_file_size).hash(&mut h);
+        h.finish()
+    }
+}
+
+impl EndpointSourceConfig {
+    /// Identity of the settings shared by this source's targets (trust
+    /// roots and client certificate by content): a reload keeps targets
+    /// running when it is unchanged.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (self.interval, self.timeout, self.max_file_size).hash(&mut h);
+        format!("{:?}", self.starttls).hash(&mut h);
+        self.tls.fingerprint().hash(&mut h);
+        h.finish()
     }
 }
 
@@ -296,6 +330,9 @@ impl Config {
                     host: t.host,
                     port: t.port,
                     server_name,
+                    expect_file: t
+                        .expect_file
+                        .or_else(|| e.expect_file.as_ref().map(|p| p.0.clone())),
                 };
                 // Identical targets would export identical series; keep one.
                 if targets.contains(&target) {
@@ -322,6 +359,7 @@ impl Config {
                 timeout: e.timeout.map_or(global.timeout, |d| d.0),
                 tls: Arc::new(tls),
                 starttls: e.starttls,
+                max_file_size: global.max_file_size,
             });
         }
 
@@ -433,6 +471,7 @@ struct RawEndpointSource {
     client_cert: Option<ExistingFile>,
     client_key: Option<ExistingFile>,
     starttls: Option<Starttls>,
+    expect_file: Option<ConfigPath>,
     timeout: Option<HumanDuration>,
     interval: Option<HumanDuration>,
 }
@@ -689,12 +728,28 @@ impl<'de> Deserialize<'de> for ExcludePattern {
     }
 }
 
-/// A target: `"host:port"` or `{ target: "host:port", server_name: … }`.
+/// A path from the config, resolved against the config's directory; it
+/// need not exist yet (it is watched, not loaded).
+struct ConfigPath(PathBuf);
+
+impl<'de> Deserialize<'de> for ConfigPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        if raw.trim().is_empty() {
+            return Err(de::Error::custom("path must not be empty"));
+        }
+        Ok(ConfigPath(resolve_config_path(&raw)))
+    }
+}
+
+/// A target: `"host:port"` or
+/// `{ target: "host:port", server_name: …, expect_file: … }`.
 struct TargetSpec {
     target: String,
     host: String,
     port: u16,
     server_name: Option<String>,
+    expect_file: Option<PathBuf>,
 }
 
 impl<'de> Deserialize<'de> for TargetSpec {
@@ -704,6 +759,7 @@ impl<'de> Deserialize<'de> for TargetSpec {
         struct Long {
             target: String,
             server_name: Option<String>,
+            expect_file: Option<ConfigPath>,
         }
         struct V;
         impl<'de> de::Visitor<'de> for V {
@@ -716,8 +772,10 @@ impl<'de> Deserialize<'de> for TargetSpec {
             }
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<TargetSpec, A::Error> {
                 let long = Long::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                parse_target(&long.target, long.server_name)
-                    .map_err(|e| value_error(&long.target, e))
+                let mut spec = parse_target(&long.target, long.server_name)
+                    .map_err(|e| value_error(&long.target, e))?;
+                spec.expect_file = long.expect_file.map(|p| p.0);
+                Ok(spec)
             }
         }
         d.deserialize_any(V)
@@ -765,6 +823,7 @@ fn parse_target(raw: &str, server_name: Option<String>) -> Result<TargetSpec, St
         host: host.to_owned(),
         port,
         server_name,
+        expect_file: None,
     })
 }
 

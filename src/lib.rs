@@ -11,11 +11,14 @@ pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod logging;
+pub mod reload;
+pub mod rotation;
 pub mod scheduler;
 pub mod server;
 pub mod snapshot;
 pub mod sources;
 pub mod textfile;
+pub mod watch;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -33,6 +36,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Daemon options that are not part of the config file.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    /// The configuration file, re-read on reload. Without it, reload
+    /// requests are refused.
+    pub config_path: Option<PathBuf>,
     /// Where to write the node_exporter textfile, if anywhere.
     pub textfile: Option<PathBuf>,
 }
@@ -45,33 +51,39 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = Arc::new(Store::new(&config));
-    let registry = Arc::new(collector::registry(store.clone(), config.metrics.clone()));
+    let registry = Arc::new(collector::registry(store.clone()));
     let cancel = CancellationToken::new();
-    let tasks = scheduler::spawn(&config, store.clone(), cancel.clone());
+    let scheduler = scheduler::Scheduler::start(&config, store.clone(), cancel.clone());
     if let Some(path) = options.textfile {
         tracing::info!(path = %path.display(), "writing textfile");
         let changes = store.subscribe();
-        tasks.spawn(textfile::run(
+        scheduler.spawn_aux(textfile::run(
             path,
             registry.clone(),
             changes,
             cancel.clone(),
         ));
     }
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+    let supervisor = tokio::spawn(reload::supervise(
+        scheduler,
+        options.config_path,
+        store.clone(),
+        reload_rx,
+        cancel.clone(),
+    ));
     tracing::info!(
         address = %listener.local_addr()?,
         file_sources = config.files.len(),
         endpoint_sources = config.endpoints.len(),
         "listening"
     );
-    let state = Arc::new(server::AppState::new(registry, store));
+    let state = Arc::new(server::AppState::new(registry, store).with_reload(reload_tx));
     let served = server::serve(listener, state, shutdown).await;
     cancel.cancel();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(grace = ?SHUTDOWN_GRACE, "some probes did not stop in time");
+    match supervisor.await {
+        Ok(scheduler) => scheduler.shutdown(SHUTDOWN_GRACE).await,
+        Err(e) => tracing::error!(error = %e, "reload supervisor failed"),
     }
     served
 }

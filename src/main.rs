@@ -66,6 +66,7 @@ fn main() -> ExitCode {
     };
     let address = normalize_listen_address(&cli.listen_address);
     let options = certinel::RunOptions {
+        config_path: Some(cli.config_file.clone()),
         textfile: cli.textfile_output,
     };
     runtime.block_on(async move {

@@ -1,67 +1,402 @@
-//! Runs the sources: one task per file source and one per endpoint target.
+//! Runs the sources: one task per file source and one per endpoint target,
+//! and reshapes them when the configuration is reloaded.
 //!
 //! Every task runs at once at start, then again after its interval with
 //! ±10 % jitter, so a thousand targets drift apart instead of firing
 //! together. A global semaphore bounds the probes (and file passes) in
 //! flight; the per-probe deadline lives in [`tls::probe`]. A slow or dead
-//! target only ever holds its own task and one permit.
+//! target only ever holds its own task and one permit. File sources also
+//! run when the [`watch`](crate::watch) module sees their files change.
+//!
+//! On reload, a task whose source settings and target are unchanged keeps
+//! running — and keeps its results — while removed ones are cancelled and
+//! new ones start at once.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, EndpointSourceConfig, FileSourceConfig};
-use crate::snapshot::Store;
+use crate::config::{Config, EndpointSourceConfig, EndpointTarget, FileSourceConfig};
+use crate::rotation::{self, Staleness};
+use crate::snapshot::{Layout, SourceData, SourceId, SourceLayout, Store, TargetId, TargetReport};
 use crate::sources::files::{self, FileCache, FileErrorReason, FileScan};
 use crate::sources::tls::{self, AddressReport, TlsErrorReason};
+use crate::sources::SourceKind;
+use crate::watch::FileWatcher;
 
-/// Starts every source's task; they stop when `cancel` fires.
-pub fn spawn(config: &Config, store: Arc<Store>, cancel: CancellationToken) -> TaskTracker {
-    let tracker = TaskTracker::new();
-    let permits = Arc::new(Semaphore::new(config.global.concurrency));
-    for (index, source) in config.files.iter().enumerate() {
-        tracker.spawn(file_loop(
+/// What identifies a running task across reloads: a task whose key is in
+/// the new configuration keeps running.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum TaskKey {
+    File {
+        name: String,
+        fingerprint: u64,
+    },
+    Target {
+        name: String,
+        fingerprint: u64,
+        target: EndpointTarget,
+    },
+}
+
+#[derive(Debug)]
+struct Task {
+    cancel: CancellationToken,
+    source: SourceId,
+    target: Option<TargetId>,
+    /// File sources: wakes the task for an immediate pass.
+    poke: Option<(Arc<Notify>, Arc<FileSourceConfig>)>,
+}
+
+/// Starts one task once the store has been laid out for it.
+type Starter = Box<dyn FnOnce(&mut Scheduler)>;
+
+/// What a reload changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Tasks (file sources and endpoint targets) that kept running.
+    pub kept: usize,
+    /// Tasks started.
+    pub started: usize,
+    /// Tasks stopped.
+    pub stopped: usize,
+}
+
+/// The running sources.
+#[derive(Debug)]
+pub struct Scheduler {
+    store: Arc<Store>,
+    permits: Arc<Semaphore>,
+    concurrency: usize,
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+    tasks: HashMap<TaskKey, Task>,
+    next_id: u64,
+    watcher: Option<FileWatcher>,
+}
+
+impl Scheduler {
+    /// Starts every source of `config`, with the ids `store` was laid out
+    /// with ([`Store::new`]). Tasks stop when `cancel` fires.
+    pub fn start(config: &Config, store: Arc<Store>, cancel: CancellationToken) -> Scheduler {
+        let mut scheduler = Scheduler {
+            permits: Arc::new(Semaphore::new(config.global.concurrency)),
+            concurrency: config.global.concurrency,
+            tracker: TaskTracker::new(),
+            cancel,
+            tasks: HashMap::new(),
+            next_id: 0,
+            watcher: None,
+            store,
+        };
+        let snapshot = scheduler.store.load();
+        let mut ids = snapshot.sources.iter();
+        for source in &config.files {
+            let Some(state) = ids.next() else { break };
+            scheduler.spawn_file(state.id, source);
+        }
+        for source in &config.endpoints {
+            let Some(state) = ids.next() else { break };
+            let SourceData::Endpoints(results) = &state.data else {
+                continue;
+            };
+            let source = Arc::new(source.clone());
+            for (i, id) in results.ids.iter().enumerate() {
+                scheduler.spawn_target(state.id, *id, i, &source);
+            }
+        }
+        scheduler.next_id = snapshot
+            .sources
+            .iter()
+            .map(|s| s.id + 1)
+            .chain(snapshot.sources.iter().filter_map(|s| match &s.data {
+                SourceData::Endpoints(r) => r.ids.iter().max().map(|m| m + 1),
+                SourceData::Files(_) => None,
+            }))
+            .max()
+            .unwrap_or(0);
+        scheduler.rewatch();
+        scheduler
+    }
+
+    /// Reshapes the running tasks for `config` (already validated): keeps
+    /// unchanged ones with their results, stops removed ones, starts new
+    /// ones at once.
+    pub fn reload(&mut self, config: &Config) -> ReloadSummary {
+        let mut old = std::mem::take(&mut self.tasks);
+        let mut kept = HashMap::new();
+        let mut to_start: Vec<Starter> = Vec::new();
+        let mut layout = Layout {
+            metrics: config.metrics.clone(),
+            sources: Vec::new(),
+        };
+        for source in &config.files {
+            let key = TaskKey::File {
+                name: source.name.clone(),
+                fingerprint: source.fingerprint(),
+            };
+            let id = match old.remove(&key) {
+                Some(task) => {
+                    let id = task.source;
+                    kept.insert(key, task);
+                    id
+                }
+                None => {
+                    let id = self.fresh_id();
+                    let source = source.clone();
+                    to_start.push(Box::new(move |s| s.spawn_file(id, &source)));
+                    id
+                }
+            };
+            layout.sources.push(SourceLayout {
+                id,
+                kind: SourceKind::File,
+                name: source.name.clone(),
+                interval: source.interval,
+                timeout: Duration::ZERO,
+                targets: Vec::new(),
+            });
+        }
+        for source in &config.endpoints {
+            let fingerprint = source.fingerprint();
+            // The source keeps its id if any of its targets survives.
+            let source_id = old
+                .iter()
+                .find_map(|(k, t)| match k {
+                    TaskKey::Target {
+                        name,
+                        fingerprint: f,
+                        ..
+                    } if *name == source.name && *f == fingerprint => Some(t.source),
+                    _ => None,
+                })
+                .unwrap_or_else(|| self.fresh_id());
+            let shared = Arc::new(source.clone());
+            let mut targets = Vec::with_capacity(source.targets.len());
+            for (index, target) in source.targets.iter().enumerate() {
+                let key = TaskKey::Target {
+                    name: source.name.clone(),
+                    fingerprint,
+                    target: target.clone(),
+                };
+                let target_id = match old.remove(&key) {
+                    Some(task) if task.source == source_id => {
+                        let id = task.target.unwrap_or_default();
+                        kept.insert(key, task);
+                        id
+                    }
+                    other => {
+                        if let Some(task) = other {
+                            task.cancel.cancel();
+                        }
+                        let id = self.fresh_id();
+                        let shared = shared.clone();
+                        to_start.push(Box::new(move |s| {
+                            s.spawn_target(source_id, id, index, &shared)
+                        }));
+                        id
+                    }
+                };
+                targets.push((target_id, target.clone()));
+            }
+            layout.sources.push(SourceLayout {
+                id: source_id,
+                kind: SourceKind::Endpoint,
+                name: source.name.clone(),
+                interval: source.interval,
+                timeout: source.timeout,
+                targets,
+            });
+        }
+        let summary = ReloadSummary {
+            kept: kept.len(),
+            started: to_start.len(),
+            stopped: old.len(),
+        };
+        for task in old.into_values() {
+            task.cancel.cancel();
+        }
+        self.tasks = kept;
+        // Lay the store out before the new tasks run, so their first
+        // results land in slots that exist.
+        self.store.apply(layout);
+        for start in to_start {
+            start(self);
+        }
+        self.resize(config.global.concurrency);
+        self.rewatch();
+        summary
+    }
+
+    /// Stops every task and waits for them, at most `grace`.
+    pub async fn shutdown(self, grace: Duration) {
+        self.cancel.cancel();
+        drop(self.watcher);
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(?grace, "some probes did not stop in time");
+        }
+    }
+
+    /// Runs `future` alongside the sources, stopped with them.
+    pub fn spawn_aux<F>(&self, future: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tracker.spawn(future);
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn resize(&mut self, concurrency: usize) {
+        if concurrency > self.concurrency {
+            self.permits.add_permits(concurrency - self.concurrency);
+            self.concurrency = concurrency;
+        } else if concurrency < self.concurrency {
+            // Only free permits can be forgotten; with probes in flight the
+            // limit comes down as far as it can now, and the next reload
+            // takes it the rest of the way.
+            let forgotten = self.permits.forget_permits(self.concurrency - concurrency);
+            self.concurrency -= forgotten;
+            if self.concurrency > concurrency {
+                tracing::info!(
+                    wanted = concurrency,
+                    now = self.concurrency,
+                    "concurrency lowered only partly: probes are in flight"
+                );
+            }
+        }
+    }
+
+    fn rewatch(&mut self) {
+        let watched = self
+            .tasks
+            .values()
+            .filter_map(|t| t.poke.clone())
+            .map(|(poke, source)| {
+                (
+                    source.paths.iter().flat_map(|p| p.watch_roots()).collect(),
+                    poke,
+                )
+            })
+            .collect();
+        self.watcher = FileWatcher::start(watched);
+    }
+
+    fn spawn_file(&mut self, id: SourceId, source: &FileSourceConfig) {
+        let cancel = self.cancel.child_token();
+        let poke = Arc::new(Notify::new());
+        let source = Arc::new(source.clone());
+        self.tracker.spawn(file_loop(
+            id,
+            source.clone(),
+            self.store.clone(),
+            self.permits.clone(),
+            poke.clone(),
+            cancel.clone(),
+        ));
+        self.tasks.insert(
+            TaskKey::File {
+                name: source.name.clone(),
+                fingerprint: source.fingerprint(),
+            },
+            Task {
+                cancel,
+                source: id,
+                target: None,
+                poke: Some((poke, source)),
+            },
+        );
+    }
+
+    fn spawn_target(
+        &mut self,
+        source_id: SourceId,
+        target_id: TargetId,
+        index: usize,
+        source: &Arc<EndpointSourceConfig>,
+    ) {
+        let Some(target) = source.targets.get(index) else {
+            return;
+        };
+        let cancel = self.cancel.child_token();
+        self.tracker.spawn(target_loop(
+            (source_id, target_id),
             index,
+            source.clone(),
+            self.store.clone(),
+            self.permits.clone(),
+            cancel.clone(),
+        ));
+        self.tasks.insert(
+            TaskKey::Target {
+                name: source.name.clone(),
+                fingerprint: source.fingerprint(),
+                target: target.clone(),
+            },
+            Task {
+                cancel,
+                source: source_id,
+                target: Some(target_id),
+                poke: None,
+            },
+        );
+    }
+}
+
+/// Runs every source exactly once, under the same concurrency limit and
+/// deadlines as the daemon, and returns when all results are in `store`
+/// (laid out for `config` by [`Store::new`]). This is `certinel check`.
+pub async fn run_once(config: &Config, store: Arc<Store>) {
+    let permits = Arc::new(Semaphore::new(config.global.concurrency));
+    let snapshot = store.load();
+    let mut ids = snapshot.sources.iter();
+    let mut work = tokio::task::JoinSet::new();
+    for source in &config.files {
+        let Some(state) = ids.next() else { break };
+        let (id, source, store, permits) = (
+            state.id,
             Arc::new(source.clone()),
             store.clone(),
             permits.clone(),
-            cancel.clone(),
-        ));
+        );
+        work.spawn(async move {
+            file_pass(id, &source, &store, &permits, &mut FileState::default()).await;
+        });
     }
-    let offset = config.files.len();
-    for (i, source) in config.endpoints.iter().enumerate() {
+    for source in &config.endpoints {
+        let Some(state) = ids.next() else { break };
+        let SourceData::Endpoints(results) = &state.data else {
+            continue;
+        };
         let source = Arc::new(source.clone());
-        for target in 0..source.targets.len() {
-            tracker.spawn(target_loop(
-                offset + i,
-                target,
-                source.clone(),
-                store.clone(),
-                permits.clone(),
-                cancel.clone(),
-            ));
+        for (index, target_id) in results.ids.iter().enumerate() {
+            let (source, store, permits) = (source.clone(), store.clone(), permits.clone());
+            let slot = (state.id, *target_id);
+            work.spawn(async move {
+                let mut last = ProbeMemory::default();
+                target_probe(slot, index, &source, &store, &permits, &mut last).await;
+            });
         }
     }
-    tracker.close();
-    tracker
+    while work.join_next().await.is_some() {}
 }
 
 /// `interval` ± 10 %.
 fn jittered(interval: Duration) -> Duration {
     interval.mul_f64(0.9 + 0.2 * fastrand::f64())
-}
-
-/// Sleeps for one jittered interval; false if cancelled meanwhile.
-async fn pause(interval: Duration, cancel: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(jittered(interval)) => true,
-        _ = cancel.cancelled() => false,
-    }
 }
 
 /// What a file source's task keeps between passes.
@@ -75,7 +410,7 @@ struct FileState {
 /// with the blocking work, so a pass stuck on a hung mount keeps counting
 /// against the limit until it returns.
 async fn file_pass(
-    index: usize,
+    id: SourceId,
     source: &Arc<FileSourceConfig>,
     store: &Store,
     permits: &Arc<Semaphore>,
@@ -102,27 +437,30 @@ async fn file_pass(
                 duration = ?started.elapsed(),
                 "file pass complete"
             );
-            store.publish_files(index, scan, started.elapsed());
+            store.publish_files(id, scan, started.elapsed());
         }
         Err(e) => tracing::error!(source = %source.name, error = %e, "file pass aborted"),
     }
 }
 
 async fn file_loop(
-    index: usize,
+    id: SourceId,
     source: Arc<FileSourceConfig>,
     store: Arc<Store>,
     permits: Arc<Semaphore>,
+    poke: Arc<Notify>,
     cancel: CancellationToken,
 ) {
     let mut state = FileState::default();
     loop {
         tokio::select! {
-            _ = file_pass(index, &source, &store, &permits, &mut state) => {}
+            _ = file_pass(id, &source, &store, &permits, &mut state) => {}
             _ = cancel.cancelled() => return,
         }
-        if !pause(source.interval, &cancel).await {
-            return;
+        tokio::select! {
+            _ = tokio::time::sleep(jittered(source.interval)) => {}
+            _ = poke.notified() => tracing::debug!(source = %source.name, "files changed"),
+            _ = cancel.cancelled() => return,
         }
     }
 }
@@ -153,71 +491,72 @@ fn log_file_changes(source: &str, scan: &FileScan, last: &mut HashMap<PathBuf, F
     *last = now;
 }
 
-/// Probes one target once and publishes the result.
+/// What a target's task remembers between probes, to log changes only.
+#[derive(Default)]
+struct ProbeMemory {
+    errors: HashMap<String, TlsErrorReason>,
+    restart_pending: HashMap<String, bool>,
+}
+
+/// Probes one target once (and reads its `expect_file`), then publishes.
 async fn target_probe(
-    (source_index, target_index): (usize, usize),
+    (source_id, target_id): (SourceId, TargetId),
+    index: usize,
     source: &EndpointSourceConfig,
     store: &Store,
     permits: &Semaphore,
-    last_errors: &mut HashMap<String, TlsErrorReason>,
+    memory: &mut ProbeMemory,
 ) {
-    let Some(target) = source.targets.get(target_index) else {
+    let Some(target) = source.targets.get(index) else {
         return;
     };
     let Ok(permit) = permits.acquire().await else {
         return;
     };
-    let reports = tls::probe(target, &source.tls, source.starttls, source.timeout).await;
+    let addresses = tls::probe(target, &source.tls, source.starttls, source.timeout).await;
     drop(permit);
-    log_probe_changes(&source.name, &target.target, &reports, last_errors);
-    store.publish_target(source_index, target_index, reports);
+    let expected = match &target.expect_file {
+        Some(path) => {
+            let (path, cap) = (path.clone(), source.max_file_size);
+            tokio::task::spawn_blocking(move || rotation::read_expected(&path, cap))
+                .await
+                .ok()
+        }
+        None => None,
+    };
+    log_probe_changes(&source.name, &target.target, &addresses, &mut memory.errors);
+    if let Some(expected) = &expected {
+        log_rotation(&source.name, &target.target, &addresses, expected, memory);
+    }
+    store.publish_target(
+        source_id,
+        target_id,
+        TargetReport {
+            addresses,
+            expected,
+        },
+    );
 }
 
 async fn target_loop(
-    source_index: usize,
-    target_index: usize,
+    slot: (SourceId, TargetId),
+    index: usize,
     source: Arc<EndpointSourceConfig>,
     store: Arc<Store>,
     permits: Arc<Semaphore>,
     cancel: CancellationToken,
 ) {
-    let mut last_errors = HashMap::new();
-    let slot = (source_index, target_index);
+    let mut memory = ProbeMemory::default();
     loop {
         tokio::select! {
-            _ = target_probe(slot, &source, &store, &permits, &mut last_errors) => {}
+            _ = target_probe(slot, index, &source, &store, &permits, &mut memory) => {}
             _ = cancel.cancelled() => return,
         }
-        if !pause(source.interval, &cancel).await {
-            return;
+        tokio::select! {
+            _ = tokio::time::sleep(jittered(source.interval)) => {}
+            _ = cancel.cancelled() => return,
         }
     }
-}
-
-/// Runs every source exactly once, under the same concurrency limit and
-/// deadlines as the daemon, and returns when all results are in `store`.
-/// This is `certinel check`.
-pub async fn run_once(config: &Config, store: Arc<Store>) {
-    let permits = Arc::new(Semaphore::new(config.global.concurrency));
-    let mut work = tokio::task::JoinSet::new();
-    for (index, source) in config.files.iter().enumerate() {
-        let (source, store, permits) = (Arc::new(source.clone()), store.clone(), permits.clone());
-        work.spawn(async move {
-            file_pass(index, &source, &store, &permits, &mut FileState::default()).await;
-        });
-    }
-    let offset = config.files.len();
-    for (i, source) in config.endpoints.iter().enumerate() {
-        let source = Arc::new(source.clone());
-        for target in 0..source.targets.len() {
-            let (source, store, permits) = (source.clone(), store.clone(), permits.clone());
-            work.spawn(async move {
-                let slot = (offset + i, target);
-                target_probe(slot, &source, &store, &permits, &mut HashMap::new()).await;
-            });
-        }
-    }
-    while work.join_next().await.is_some() {}
 }
 
 /// Logs addresses going bad (warn) and recovering (info); repeats stay
@@ -256,6 +595,38 @@ fn log_probe_changes(
         }
     }
     *last = now;
+}
+
+/// Logs an address starting (warn) or ending (info) to serve an older
+/// certificate than its `expect_file`.
+fn log_rotation(
+    source: &str,
+    target: &str,
+    reports: &[AddressReport],
+    expected: &rotation::ExpectedFile,
+    memory: &mut ProbeMemory,
+) {
+    let Ok(on_disk) = &expected.leaf else { return };
+    for r in reports {
+        let Some(served) = r.chain.first() else {
+            continue;
+        };
+        let pending = rotation::compare(served, on_disk) == Staleness::RestartPending;
+        let was = memory.restart_pending.insert(r.address.clone(), pending);
+        if pending && was != Some(true) {
+            tracing::warn!(
+                source,
+                target,
+                address = %r.address,
+                file = %expected.path.display(),
+                served_not_after = served.not_after,
+                file_not_after = on_disk.not_after,
+                "server still presents an older certificate than its file: restart pending"
+            );
+        } else if !pending && was == Some(true) {
+            tracing::info!(source, target, address = %r.address, "server now presents the certificate in its file");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::collector;
+use crate::reload::ReloadRequest;
 use crate::snapshot::Store;
 
 /// What the handlers share.
@@ -19,6 +21,8 @@ use crate::snapshot::Store;
 pub struct AppState {
     registry: Arc<Registry>,
     store: Arc<Store>,
+    /// Where `POST /-/reload` sends its request; `None` refuses reloads.
+    reload: Option<mpsc::Sender<ReloadRequest>>,
     /// Size of the previous exposition, to allocate the next one at once.
     last_size: AtomicUsize,
 }
@@ -29,8 +33,15 @@ impl AppState {
         AppState {
             registry,
             store,
+            reload: None,
             last_size: AtomicUsize::new(4096),
         }
+    }
+
+    /// Enables `POST /-/reload`.
+    pub fn with_reload(mut self, reload: mpsc::Sender<ReloadRequest>) -> AppState {
+        self.reload = Some(reload);
+        self
     }
 }
 
@@ -41,6 +52,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload))
         .with_state(state)
 }
 
@@ -93,6 +105,34 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
             ),
         )
             .into_response()
+    }
+}
+
+/// Reloads the configuration file; 200 when applied, 500 (with the
+/// reason) when the new file is invalid and the old one keeps running.
+async fn reload(State(state): State<Arc<AppState>>) -> Response {
+    let Some(sender) = &state.reload else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "reload is not available\n").into_response();
+    };
+    let (reply, answer) = oneshot::channel();
+    if sender.send(ReloadRequest { reply }).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match answer.await {
+        Ok(Ok(s)) => (
+            StatusCode::OK,
+            format!(
+                "configuration reloaded: {} kept, {} started, {} stopped\n",
+                s.kept, s.started, s.stopped
+            ),
+        )
+            .into_response(),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
     }
 }
 
@@ -162,7 +202,7 @@ mod tests {
         )
         .unwrap();
         let store = Arc::new(Store::new(&config));
-        let registry = collector::registry(store.clone(), config.metrics.clone());
+        let registry = collector::registry(store.clone());
         router(Arc::new(AppState::new(Arc::new(registry), store)))
     }
 

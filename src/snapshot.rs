@@ -5,28 +5,55 @@
 //! never waits for a probe and a probe never waits for a scrape. Writers
 //! are serialised by a mutex and copy only what changes: the source they
 //! update, whose per-target results are a vector of `Arc`s.
+//!
+//! Sources and targets are addressed by stable ids rather than positions,
+//! so a configuration reload can keep the results of everything that did
+//! not change ([`Store::apply`]) while probes already in flight publish
+//! into the right place — or, if their target was removed, nowhere.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, EndpointTarget};
+use crate::config::{Config, EndpointTarget, MetricsSettings};
+use crate::rotation::ExpectedFile;
 use crate::sources::files::FileScan;
 use crate::sources::tls::AddressReport;
 use crate::sources::SourceKind;
 
+/// Identifies a source across reloads.
+pub type SourceId = u64;
+/// Identifies a target within its source across reloads.
+pub type TargetId = u64;
+
 /// Everything a scrape renders.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Snapshot {
     /// Sources in config order: files first, then endpoints.
     pub sources: Vec<Arc<SourceState>>,
+    /// Exposition options of the current configuration.
+    pub metrics: MetricsSettings,
+    /// Outcome of the last configuration (re)load.
+    pub reload: ReloadStatus,
+}
+
+/// `certinel_config_last_reload_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadStatus {
+    /// Whether the last attempt succeeded.
+    pub successful: bool,
+    /// When a configuration was last loaded successfully.
+    pub last_success: SystemTime,
 }
 
 /// One source's latest results and pass bookkeeping.
 #[derive(Debug, Clone)]
 pub struct SourceState {
+    /// Stable id.
+    pub id: SourceId,
     /// `file` or `endpoint`.
     pub kind: SourceKind,
     /// The `name` from the config.
@@ -65,17 +92,42 @@ pub enum SourceData {
     Endpoints(EndpointResults),
 }
 
+/// The last probe of one target.
+#[derive(Debug, Clone)]
+pub struct TargetReport {
+    /// One report per resolved address.
+    pub addresses: Vec<AddressReport>,
+    /// The leaf of the target's `expect_file`, read right after the probe.
+    pub expected: Option<ExpectedFile>,
+}
+
 /// An endpoint source's targets and their latest probes.
 #[derive(Debug, Clone)]
 pub struct EndpointResults {
     /// The configured targets.
     pub targets: Arc<[EndpointTarget]>,
+    /// Their ids, parallel to `targets`.
+    pub ids: Arc<[TargetId]>,
     /// `reports[i]` is the last probe of `targets[i]`, once there is one.
-    pub reports: Vec<Option<Arc<Vec<AddressReport>>>>,
+    pub reports: Vec<Option<Arc<TargetReport>>>,
     /// Targets not yet probed in the current pass.
     pending: Vec<bool>,
-    pending_count: usize,
     round_started: SystemTime,
+}
+
+impl EndpointResults {
+    fn position(&self, id: TargetId) -> Option<usize> {
+        self.ids.iter().position(|&i| i == id)
+    }
+
+    fn certificates(&self) -> usize {
+        self.reports
+            .iter()
+            .flatten()
+            .flat_map(|r| &r.addresses)
+            .map(|a| a.chain.len())
+            .sum()
+    }
 }
 
 impl SourceState {
@@ -91,59 +143,102 @@ impl SourceState {
     }
 }
 
+/// Where every source and target goes, with its id: what a configuration
+/// looks like to the store.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Exposition options.
+    pub metrics: MetricsSettings,
+    /// Sources in config order.
+    pub sources: Vec<SourceLayout>,
+}
+
+/// One source in a [`Layout`].
+#[derive(Debug, Clone)]
+pub struct SourceLayout {
+    /// Stable id; an id the store already knows keeps its results.
+    pub id: SourceId,
+    /// Kind.
+    pub kind: SourceKind,
+    /// Name.
+    pub name: String,
+    /// Interval.
+    pub interval: Duration,
+    /// Probe deadline (zero for files).
+    pub timeout: Duration,
+    /// Endpoint targets with their ids (empty for files).
+    pub targets: Vec<(TargetId, EndpointTarget)>,
+}
+
+impl Layout {
+    /// A layout with fresh ids in config order: sources `0..n`, each
+    /// source's targets `0..m`.
+    pub fn from_config(config: &Config) -> Layout {
+        let mut sources = Vec::with_capacity(config.source_count());
+        for f in &config.files {
+            sources.push(SourceLayout {
+                id: sources.len() as SourceId,
+                kind: SourceKind::File,
+                name: f.name.clone(),
+                interval: f.interval,
+                timeout: Duration::ZERO,
+                targets: Vec::new(),
+            });
+        }
+        for e in &config.endpoints {
+            sources.push(SourceLayout {
+                id: sources.len() as SourceId,
+                kind: SourceKind::Endpoint,
+                name: e.name.clone(),
+                interval: e.interval,
+                timeout: e.timeout,
+                targets: e
+                    .targets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (i as TargetId, t.clone()))
+                    .collect(),
+            });
+        }
+        Layout {
+            metrics: config.metrics.clone(),
+            sources,
+        }
+    }
+}
+
 /// The shared store.
 #[derive(Debug)]
 pub struct Store {
     current: ArcSwap<Snapshot>,
     write: Mutex<()>,
+    /// Once every source of the first configuration has completed a pass,
+    /// readiness stays: a reload adding a source must not flap `/-/ready`.
+    ready: AtomicBool,
     /// Bumped after every publish, for consumers that follow changes (the
     /// textfile writer) instead of being asked (scrapes).
     changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Store {
-    /// A store with one empty slot per configured source.
+    /// A store laid out for `config`, with ids from [`Layout::from_config`].
     pub fn new(config: &Config) -> Store {
-        let now = SystemTime::now();
-        let mut sources = Vec::with_capacity(config.source_count());
-        for f in &config.files {
-            sources.push(Arc::new(SourceState {
-                kind: SourceKind::File,
-                name: f.name.clone(),
-                interval: f.interval,
-                timeout: Duration::ZERO,
-                last_pass: None,
-                errors_total: BTreeMap::new(),
-                certificates: 0,
-                files_in_error: 0,
-                data: SourceData::Files(Arc::default()),
-            }));
-        }
-        for e in &config.endpoints {
-            let n = e.targets.len();
-            sources.push(Arc::new(SourceState {
-                kind: SourceKind::Endpoint,
-                name: e.name.clone(),
-                interval: e.interval,
-                timeout: e.timeout,
-                last_pass: None,
-                errors_total: BTreeMap::new(),
-                certificates: 0,
-                files_in_error: 0,
-                data: SourceData::Endpoints(EndpointResults {
-                    targets: e.targets.clone().into(),
-                    reports: vec![None; n],
-                    pending: vec![true; n],
-                    pending_count: n,
-                    round_started: now,
-                }),
-            }));
-        }
-        Store {
-            current: ArcSwap::from_pointee(Snapshot { sources }),
+        let empty = Snapshot {
+            sources: Vec::new(),
+            metrics: config.metrics.clone(),
+            reload: ReloadStatus {
+                successful: true,
+                last_success: SystemTime::now(),
+            },
+        };
+        let store = Store {
+            current: ArcSwap::from_pointee(empty),
             write: Mutex::new(()),
+            ready: AtomicBool::new(false),
             changes: tokio::sync::watch::Sender::new(0),
-        }
+        };
+        store.apply(Layout::from_config(config));
+        store
     }
 
     /// The current snapshot. Cheap; never blocks.
@@ -156,13 +251,24 @@ impl Store {
         self.changes.subscribe()
     }
 
-    /// True once every source has completed its first pass.
+    /// True once every source has completed its first pass (and from then
+    /// on).
     pub fn is_ready(&self) -> bool {
-        self.load().sources.iter().all(|s| s.last_pass.is_some())
+        if self.ready.load(Ordering::Relaxed) {
+            return true;
+        }
+        let ready = self.load().sources.iter().all(|s| s.last_pass.is_some());
+        if ready {
+            self.ready.store(true, Ordering::Relaxed);
+        }
+        ready
     }
 
     /// Names of sources that have not completed a first pass.
     pub fn pending_sources(&self) -> Vec<String> {
+        if self.is_ready() {
+            return Vec::new();
+        }
         self.load()
             .sources
             .iter()
@@ -171,8 +277,36 @@ impl Store {
             .collect()
     }
 
-    /// Publishes a file source's pass.
-    pub fn publish_files(&self, source: usize, scan: FileScan, duration: Duration) {
+    /// Lays the store out anew. Sources and targets whose ids the store
+    /// already holds keep their results and counters; the others start
+    /// empty; those not in `layout` disappear from the next scrape.
+    pub fn apply(&self, layout: Layout) {
+        self.write_with(|snapshot| {
+            let old: HashMap<SourceId, &Arc<SourceState>> =
+                snapshot.sources.iter().map(|s| (s.id, s)).collect();
+            let now = SystemTime::now();
+            let sources = layout
+                .sources
+                .into_iter()
+                .map(|l| Arc::new(relayout(old.get(&l.id).map(|s| s.as_ref()), l, now)))
+                .collect();
+            snapshot.sources = sources;
+            snapshot.metrics = layout.metrics;
+        });
+    }
+
+    /// Records the outcome of a configuration reload.
+    pub fn record_reload(&self, successful: bool) {
+        self.write_with(|snapshot| {
+            snapshot.reload.successful = successful;
+            if successful {
+                snapshot.reload.last_success = SystemTime::now();
+            }
+        });
+    }
+
+    /// Publishes a file source's pass. Ignored if the source is gone.
+    pub fn publish_files(&self, source: SourceId, scan: FileScan, duration: Duration) {
         self.update(source, |state| {
             let mut in_error = 0;
             let mut certificates = 0;
@@ -194,58 +328,129 @@ impl Store {
     }
 
     /// Publishes one target's probe; completes the source's pass when it
-    /// was the last target still pending in this round.
-    pub fn publish_target(&self, source: usize, target: usize, reports: Vec<AddressReport>) {
+    /// was the last target still pending in this round. Ignored if the
+    /// target is gone (removed by a reload while it was being probed).
+    pub fn publish_target(&self, source: SourceId, target: TargetId, report: TargetReport) {
         self.update(source, |state| {
             let SourceData::Endpoints(results) = &mut state.data else {
                 return;
             };
-            let Some(slot) = results.reports.get_mut(target) else {
+            let Some(pos) = results.position(target) else {
                 return;
             };
-            for r in &reports {
+            for r in &report.addresses {
                 if let Some(e) = &r.error {
                     *state.errors_total.entry(e.reason.as_str()).or_default() += 1;
                 }
             }
-            let old: usize = slot
-                .as_ref()
-                .map_or(0, |r| r.iter().map(|a| a.chain.len()).sum());
-            let new: usize = reports.iter().map(|a| a.chain.len()).sum();
-            state.certificates = state.certificates.saturating_sub(old) + new;
-            *slot = Some(Arc::new(reports));
-            if results.pending.get(target).copied().unwrap_or(false) {
-                results.pending[target] = false;
-                results.pending_count -= 1;
-            }
-            if results.pending_count == 0 {
-                let now = SystemTime::now();
-                state.last_pass = Some(Pass {
-                    finished_at: now,
-                    duration: now
-                        .duration_since(results.round_started)
-                        .unwrap_or_default(),
-                });
-                results.pending.iter_mut().for_each(|p| *p = true);
-                results.pending_count = results.pending.len();
-                results.round_started = now;
+            results.reports[pos] = Some(Arc::new(report));
+            results.pending[pos] = false;
+            state.certificates = results.certificates();
+            complete_round_if_done(state);
+        });
+    }
+
+    fn update(&self, source: SourceId, f: impl FnOnce(&mut SourceState)) {
+        self.write_with(|snapshot| {
+            if let Some(slot) = snapshot.sources.iter_mut().find(|s| s.id == source) {
+                let mut state = SourceState::clone(slot);
+                f(&mut state);
+                *slot = Arc::new(state);
             }
         });
     }
 
-    fn update(&self, source: usize, f: impl FnOnce(&mut SourceState)) {
+    fn write_with(&self, f: impl FnOnce(&mut Snapshot)) {
         // A poisoned lock only means another writer panicked mid-update;
         // the snapshot it would have written was never published.
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let current = self.current.load_full();
-        let Some(existing) = current.sources.get(source) else {
-            return;
-        };
-        let mut state = SourceState::clone(existing);
-        f(&mut state);
-        let mut next = Snapshot::clone(&current);
-        next.sources[source] = Arc::new(state);
+        let mut next = Snapshot::clone(&self.current.load_full());
+        f(&mut next);
         self.current.store(Arc::new(next));
         self.changes.send_modify(|v| *v = v.wrapping_add(1));
     }
+}
+
+/// Completes an endpoint source's pass once no target is pending.
+fn complete_round_if_done(state: &mut SourceState) {
+    let SourceData::Endpoints(results) = &mut state.data else {
+        return;
+    };
+    if results.pending.iter().any(|&p| p) {
+        return;
+    }
+    let now = SystemTime::now();
+    state.last_pass = Some(Pass {
+        finished_at: now,
+        duration: now
+            .duration_since(results.round_started)
+            .unwrap_or_default(),
+    });
+    results.pending.iter_mut().for_each(|p| *p = true);
+    results.round_started = now;
+}
+
+/// The state of `layout`'s source, carried over from `old` where ids match.
+fn relayout(old: Option<&SourceState>, layout: SourceLayout, now: SystemTime) -> SourceState {
+    let mut state = match old {
+        Some(old) if old.kind == layout.kind => old.clone(),
+        _ => SourceState {
+            id: layout.id,
+            kind: layout.kind,
+            name: layout.name.clone(),
+            interval: layout.interval,
+            timeout: layout.timeout,
+            last_pass: None,
+            errors_total: BTreeMap::new(),
+            certificates: 0,
+            files_in_error: 0,
+            data: match layout.kind {
+                SourceKind::File => SourceData::Files(Arc::default()),
+                SourceKind::Endpoint => SourceData::Endpoints(EndpointResults {
+                    targets: Arc::from(Vec::new()),
+                    ids: Arc::from(Vec::new()),
+                    reports: Vec::new(),
+                    pending: Vec::new(),
+                    round_started: now,
+                }),
+            },
+        },
+    };
+    state.name = layout.name;
+    state.interval = layout.interval;
+    state.timeout = layout.timeout;
+    if let SourceData::Endpoints(old_results) = &state.data {
+        let mut reports = Vec::with_capacity(layout.targets.len());
+        let mut pending = Vec::with_capacity(layout.targets.len());
+        for (id, _) in &layout.targets {
+            match old_results.position(*id) {
+                Some(pos) => {
+                    reports.push(old_results.reports[pos].clone());
+                    pending.push(old_results.pending[pos]);
+                }
+                None => {
+                    reports.push(None);
+                    pending.push(true);
+                }
+            }
+        }
+        let (ids, targets): (Vec<TargetId>, Vec<EndpointTarget>) =
+            layout.targets.into_iter().unzip();
+        let results = EndpointResults {
+            targets: targets.into(),
+            ids: ids.into(),
+            reports,
+            pending,
+            round_started: old_results.round_started,
+        };
+        state.certificates = results.certificates();
+        let had_pass = state.last_pass.is_some();
+        state.data = SourceData::Endpoints(results);
+        // Removing the last pending targets may complete the round; a
+        // source that never completed one waits for its real probes.
+        if had_pass {
+            complete_round_if_done(&mut state);
+        }
+    }
+    state
 }

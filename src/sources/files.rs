@@ -195,6 +195,31 @@ impl FilePattern {
     }
 }
 
+impl FilePattern {
+    /// Directories whose changes can change what this pattern yields, and
+    /// whether to watch them recursively. A file's *directory* is watched,
+    /// not the file: Kubernetes secret volumes swap a `..data` symlink and
+    /// editors and certbot replace files by rename, which a watch on the
+    /// old inode would miss.
+    pub fn watch_roots(&self) -> Vec<(PathBuf, bool)> {
+        match &self.kind {
+            PatternKind::Literal(path) => {
+                let mut roots = Vec::with_capacity(2);
+                if let Some(parent) = path.parent() {
+                    roots.push((parent.to_owned(), false));
+                }
+                if path.is_dir() {
+                    roots.push((path.clone(), false));
+                }
+                roots
+            }
+            PatternKind::Glob {
+                root, max_depth, ..
+            } => vec![(root.clone(), max_depth.is_none_or(|d| d > 1))],
+        }
+    }
+}
+
 /// `exclude:` globs, matched against the absolute path of each file.
 #[derive(Debug, Clone)]
 pub struct ExcludeSet {
@@ -229,6 +254,11 @@ impl ExcludeSet {
             set,
             patterns: kept,
         })
+    }
+
+    /// The patterns as matched (relative ones prefixed with `**/`).
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
     }
 
     fn is_excluded(&self, path: &Path) -> bool {
@@ -310,6 +340,13 @@ fn expand(pattern: &FilePattern, found: &mut BTreeMap<PathBuf, Option<FileReport
             if let Some(depth) = max_depth {
                 walk = walk.max_depth(*depth);
             }
+            // `..data` and the timestamped `..2026_…` directories of
+            // Kubernetes secret volumes hold the same files as the visible
+            // symlinks; walking them would report every certificate thrice
+            // under paths that change with each rotation.
+            let walk = walk.into_iter().filter_entry(|e| {
+                e.depth() == 0 || !e.file_name().to_string_lossy().starts_with("..")
+            });
             for entry in walk {
                 match entry {
                     Ok(e) => {
@@ -321,7 +358,21 @@ fn expand(pattern: &FilePattern, found: &mut BTreeMap<PathBuf, Option<FileReport
                         }
                         found.entry(e.path().to_owned()).or_insert(None);
                     }
-                    Err(err) => walk_error(&err, root, found),
+                    // Only entries the glob would have matched are worth
+                    // reporting (a dangling README.md link beside `*.crt`
+                    // is none of our business); unreadable directories are,
+                    // since they may hide matches.
+                    Err(err) => {
+                        let relevant = err.path().is_some_and(|p| {
+                            matcher.is_match(p)
+                                || err
+                                    .io_error()
+                                    .is_some_and(|e| e.kind() == io::ErrorKind::PermissionDenied)
+                        });
+                        if relevant || err.loop_ancestor().is_some() {
+                            walk_error(&err, root, found);
+                        }
+                    }
                 }
             }
         }
@@ -382,31 +433,50 @@ fn list_dir(dir: &Path, found: &mut BTreeMap<PathBuf, Option<FileReport>>) {
     }
 }
 
+/// Stats `path` (following symlinks) and checks it may be read: a regular
+/// file no larger than `cap`.
+fn stat_readable(path: &Path, cap: u64) -> Result<Metadata, FileReport> {
+    let meta = std::fs::metadata(path).map_err(|e| io_failure(path, &e))?;
+    if !meta.is_file() {
+        return Err(FileReport::failed(
+            FileErrorReason::NotRegularFile,
+            format!("not a regular file ({})", file_type_name(&meta)),
+        ));
+    }
+    if meta.len() > cap {
+        return Err(FileReport::failed(
+            FileErrorReason::TooLarge,
+            format!("{} bytes exceeds max_file_size of {cap} bytes", meta.len()),
+        ));
+    }
+    Ok(meta)
+}
+
+/// Reads and decodes one file with the same safety checks as a scan,
+/// without a cache. Blocking.
+pub fn read_one(path: &Path, cap: u64) -> FileReport {
+    match stat_readable(path, cap) {
+        Ok(_) => read_file(path, cap),
+        Err(report) => report,
+    }
+}
+
 fn read_cached(
     path: &Path,
     cap: u64,
     cache: &FileCache,
     next: &mut HashMap<PathBuf, (Fingerprint, Arc<FileReport>)>,
 ) -> Arc<FileReport> {
-    let meta = match std::fs::metadata(path) {
+    let meta = match stat_readable(path, cap) {
         Ok(m) => m,
-        Err(e) => return Arc::new(io_failure(path, &e)),
+        Err(report) => return Arc::new(report),
     };
-    if !meta.is_file() {
-        return Arc::new(FileReport::failed(
-            FileErrorReason::NotRegularFile,
-            format!("not a regular file ({})", file_type_name(&meta)),
-        ));
-    }
-    if meta.len() > cap {
-        return Arc::new(FileReport::failed(
-            FileErrorReason::TooLarge,
-            format!("{} bytes exceeds max_file_size of {cap} bytes", meta.len()),
-        ));
-    }
     let fingerprint = Fingerprint::of(&meta);
     if let Some((fp, report)) = cache.entries.get(path) {
-        if *fp == fingerprint {
+        // A file rewritten in place within one timestamp tick keeps its
+        // size and times; only trust the cache for files that have been
+        // quiet for a while (git's "racy clean" rule).
+        if *fp == fingerprint && !recently_modified(&meta) {
             next.insert(path.to_owned(), (fingerprint, report.clone()));
             return report.clone();
         }
@@ -414,6 +484,16 @@ fn read_cached(
     let report = Arc::new(read_file(path, cap));
     next.insert(path.to_owned(), (fingerprint, report.clone()));
     report
+}
+
+/// Content modified within the last two seconds. A rewrite after that
+/// moves mtime past the cached value, so older files are safe to trust.
+fn recently_modified(meta: &Metadata) -> bool {
+    meta.modified().ok().is_none_or(|t| {
+        std::time::SystemTime::now()
+            .duration_since(t)
+            .map_or(true, |age| age < std::time::Duration::from_secs(2))
+    })
 }
 
 fn read_file(path: &Path, cap: u64) -> FileReport {
@@ -549,11 +629,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("a.pem");
         std::fs::write(&f, "not a cert").unwrap();
+        // Old enough for the cache to trust it (see `recently_modified`).
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let src = source(vec![pattern(&f)], &[]);
         let mut cache = FileCache::default();
         let first = scan(&src, &mut cache);
         let second = scan(&src, &mut cache);
         assert!(Arc::ptr_eq(&first[&f], &second[&f]));
+    }
+
+    #[test]
+    fn freshly_modified_file_is_read_again_even_with_the_same_stat() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.pem");
+        std::fs::write(&f, "not a cert").unwrap();
+        let src = source(vec![pattern(&f)], &[]);
+        let mut cache = FileCache::default();
+        let first = scan(&src, &mut cache);
+        let second = scan(&src, &mut cache);
+        assert!(!Arc::ptr_eq(&first[&f], &second[&f]));
     }
 
     #[test]

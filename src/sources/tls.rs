@@ -181,6 +181,9 @@ pub struct TlsSettings {
     builder: rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>,
     verifier: Option<Arc<rustls::client::WebPkiServerVerifier>>,
     client_key: Option<Arc<CertifiedKey>>,
+    /// Hash of the files' paths and contents, to tell a reload that
+    /// rotated the CA or client certificate from one that did not.
+    fingerprint: u64,
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -220,6 +223,7 @@ impl TlsSettings {
         client_cert: Option<&Path>,
         client_key: Option<&Path>,
     ) -> Result<TlsSettings, TlsSetupError> {
+        let (client_cert_path, client_key_path) = (client_cert, client_key);
         let provider = provider();
         let roots = match ca_file {
             None => system_roots(),
@@ -271,6 +275,16 @@ impl TlsSettings {
             }
             _ => return Err(TlsSetupError::ClientPairIncomplete),
         };
+        let fingerprint = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            let files = [ca_file, client_cert_path, client_key_path];
+            for path in files.into_iter().flatten() {
+                path.hash(&mut h);
+                std::fs::read(path).unwrap_or_default().hash(&mut h);
+            }
+            h.finish()
+        };
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsSetupError::Provider(e.to_string()))?;
@@ -279,7 +293,15 @@ impl TlsSettings {
             builder,
             verifier,
             client_key,
+            fingerprint,
         })
+    }
+}
+
+impl TlsSettings {
+    /// See the field: identity of the loaded files.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 }
 
