@@ -26,3 +26,5 @@ mod deploy;
 mod files;
 /// Every handshake failure reason, produced by a real loopback server.
 mod tls;
+/// Following rotation: file watching, config reload, restart-pending.
+mod rotation;
