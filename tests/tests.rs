@@ -24,7 +24,7 @@ mod daemon;
 mod deploy;
 /// File source behaviour on real files: bundles, DER, and every bad input.
 mod files;
-/// Every handshake failure reason, produced by a real loopback server.
-mod tls;
 /// Following rotation: file watching, config reload, restart-pending.
 mod rotation;
+/// Every handshake failure reason, produced by a real loopback server.
+mod tls;
