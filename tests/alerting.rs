@@ -237,7 +237,10 @@ fn every_dashboard_query_runs_against_real_prometheus() {
     // completes a pass...), and `rate()` has samples because the fixture
     // waits for several 1 s scrapes while `$__rate_interval` is 1m. An entry
     // whose panel does return data fails the test, so the list cannot rot.
-    let allowed_empty: &[(&str, &str)] = &[];
+    let allowed_empty: &[(&str, &str)] = &[(
+        "Restart pending",
+        "certinel_served_cert_stale needs an expect_file target; this setup has none",
+    )];
 
     let vars: BTreeMap<&str, String> = [
         ("job", JOB.to_owned()),
