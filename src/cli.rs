@@ -41,6 +41,16 @@ pub struct Cli {
     )]
     pub listen_address: String,
 
+    /// Web configuration file (exporter-toolkit format): TLS, client
+    /// certificates and basic auth for the HTTP listener. See WEB-CONFIG.md.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+
+    /// Also serve /-/healthy and /-/ready, in plain HTTP, on this address
+    /// (for Kubernetes probes when the main port requires client certificates).
+    #[arg(long = "web.health-address", value_name = "ADDR")]
+    pub health_address: Option<String>,
+
     /// Log level; overrides `log.level` in the config file.
     #[arg(long = "log.level", value_name = "LEVEL", env = "CERTINEL_LOG_LEVEL")]
     pub log_level: Option<LogLevel>,

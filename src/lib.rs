@@ -19,6 +19,7 @@ pub mod snapshot;
 pub mod sources;
 pub mod textfile;
 pub mod watch;
+pub mod web;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -34,13 +35,17 @@ use crate::snapshot::Store;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Daemon options that are not part of the config file.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct RunOptions {
     /// The configuration file, re-read on reload. Without it, reload
     /// requests are refused.
     pub config_path: Option<PathBuf>,
     /// Where to write the node_exporter textfile, if anywhere.
     pub textfile: Option<PathBuf>,
+    /// TLS and basic auth for the main listener.
+    pub web: Option<Arc<web::WebConfig>>,
+    /// A plain-HTTP listener for `/-/healthy` and `/-/ready` only.
+    pub health: Option<tokio::net::TcpListener>,
 }
 
 /// Runs the daemon on `listener` until `shutdown` resolves.
@@ -79,8 +84,24 @@ pub async fn run(
         "listening"
     );
     let state = Arc::new(server::AppState::new(registry, store).with_reload(reload_tx));
-    let served = server::serve(listener, state, shutdown).await;
+    let health = options.health.map(|listener| {
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, "health listener");
+        }
+        let stop = cancel.clone();
+        tokio::spawn(web::serve_health(
+            listener,
+            server::health_router(state.clone()),
+            async move { stop.cancelled().await },
+        ))
+    });
+    let served = web::serve(listener, server::router(state), options.web, shutdown).await;
     cancel.cancel();
+    if let Some(health) = health {
+        if let Ok(Err(e)) = health.await {
+            tracing::warn!(error = %e, "health listener failed");
+        }
+    }
     match supervisor.await {
         Ok(scheduler) => scheduler.shutdown(SHUTDOWN_GRACE).await,
         Err(e) => tracing::error!(error = %e, "reload supervisor failed"),

@@ -41,6 +41,16 @@ fn main() -> ExitCode {
             return ExitCode::from(if cli.config_check { 1 } else { EX_CONFIG });
         }
     };
+    let web = match &cli.web_config_file {
+        Some(path) => match certinel::web::WebConfig::load(path) {
+            Ok(w) => Some(std::sync::Arc::new(w)),
+            Err(e) => {
+                eprintln!("certinel: invalid web config {}: {e}", path.display());
+                return ExitCode::from(if cli.config_check { 1 } else { EX_CONFIG });
+            }
+        },
+        None => None,
+    };
     if cli.config_check {
         println!(
             "config {} is valid: {} file source(s), {} endpoint source(s) with {} target(s)",
@@ -65,10 +75,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let address = normalize_listen_address(&cli.listen_address);
-    let options = certinel::RunOptions {
-        config_path: Some(cli.config_file.clone()),
-        textfile: cli.textfile_output,
-    };
+    let health_address = cli.health_address.as_deref().map(normalize_listen_address);
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(&address).await {
             Ok(l) => l,
@@ -76,6 +83,22 @@ fn main() -> ExitCode {
                 tracing::error!(address, error = %e, "cannot listen");
                 return ExitCode::FAILURE;
             }
+        };
+        let health = match health_address {
+            Some(address) => match tokio::net::TcpListener::bind(&address).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::error!(address, error = %e, "cannot listen (health)");
+                    return ExitCode::FAILURE;
+                }
+            },
+            None => None,
+        };
+        let options = certinel::RunOptions {
+            config_path: Some(cli.config_file.clone()),
+            textfile: cli.textfile_output,
+            web,
+            health,
         };
         let shutdown = certinel::server::shutdown_signal();
         match certinel::run(config, listener, options, shutdown).await {

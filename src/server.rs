@@ -1,6 +1,5 @@
 //! The HTTP side: `/metrics`, `/-/healthy`, `/-/ready` and a landing page.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -53,6 +52,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
+        .with_state(state)
+}
+
+/// Only `/-/healthy` and `/-/ready`, for `--web.health-address`: a plain
+/// HTTP port for Kubernetes probes when the main port demands client
+/// certificates (an `httpGet` probe cannot present one).
+pub fn health_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
         .with_state(state)
 }
 
@@ -146,17 +155,6 @@ async fn landing() -> Html<String> {
          <li><a href=\"-/ready\">Readiness</a></li>\n</ul>\n</body></html>\n",
         env!("CARGO_PKG_VERSION")
     ))
-}
-
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: Arc<AppState>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -191,7 +191,7 @@ fn invalid_config_on_reload_keeps_the_old_one_running() {
     write(tmp.path(), "ca.crt", &ca.cert.cert_pem);
     let server = tls_server(&leaf(&ca, "steady", 30), &ServerOptions::default());
     let target = format!("localhost:{}", server.addr.port());
-    let good = endpoint_config(tmp.path(), &[target.clone()], "");
+    let good = endpoint_config(tmp.path(), std::slice::from_ref(&target), "");
     let daemon = Daemon::start(tmp.path(), &good);
     daemon.wait_ready(Duration::from_secs(10));
 
@@ -242,14 +242,14 @@ fn reload_while_probes_are_in_flight() {
     let hole_target = hole.to_string();
     let mut daemon = Daemon::start(
         tmp.path(),
-        &endpoint_config(tmp.path(), &[hole_target.clone()], ""),
+        &endpoint_config(tmp.path(), std::slice::from_ref(&hole_target), ""),
     );
     // The black-hole probe is now waiting out its 5 s deadline.
     std::thread::sleep(Duration::from_millis(300));
     write(
         tmp.path(),
         "certinel.yaml",
-        endpoint_config(tmp.path(), &[good_target.clone()], ""),
+        endpoint_config(tmp.path(), std::slice::from_ref(&good_target), ""),
     );
     let (status, body) = http_request(daemon.addr, "POST", "/-/reload");
     assert_eq!(status, 200, "{body}");

@@ -28,3 +28,5 @@ mod files;
 mod rotation;
 /// Every handshake failure reason, produced by a real loopback server.
 mod tls;
+/// certinel's own HTTP server: TLS, client certificates, basic auth, rotation.
+mod web;
