@@ -1,0 +1,93 @@
+//! Rendering `/metrics` for 10 000 certificates: what every scrape costs.
+//!
+//! A store with one file source holding a synthetic pass of 10 000 files,
+//! one certificate each, rendered through the real registry (certificate
+//! families, source families, `process_*`).
+//!
+//! `cargo bench --bench render`
+
+// `criterion_group!` generates an undocumented `pub fn`.
+#![allow(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+use certinel::cert::{CertFacts, NameFields};
+use certinel::collector;
+use certinel::config::Config;
+use certinel::snapshot::Store;
+use certinel::sources::files::{FileReport, FileScan};
+
+fn facts(i: usize) -> CertFacts {
+    CertFacts {
+        not_before: 1_700_000_000 + i as i64,
+        not_after: 1_800_000_000 + 86_400 * (i as i64 % 700),
+        serial_number: format!("{}", 0x0123_4567_89ab_cdef_u64.wrapping_mul(i as u64 + 1)),
+        subject: NameFields {
+            cn: format!("svc-{i:05}.bench.test"),
+            o: "certinel bench".to_owned(),
+            ..NameFields::default()
+        },
+        issuer: NameFields {
+            cn: "certinel bench intermediate".to_owned(),
+            o: "certinel bench".to_owned(),
+            ..NameFields::default()
+        },
+    }
+}
+
+fn store_with(certs: usize) -> Arc<Store> {
+    let config = Config::from_yaml(
+        "files:\n  - name: bench\n    paths: [\"/etc/certinel-bench/**/*.pem\"]\n",
+        Path::new("/"),
+    )
+    .unwrap_or_else(|e| panic!("benchmark config rejected: {e}"));
+    let store = Arc::new(Store::new(&config));
+    let scan: FileScan = (0..certs)
+        .map(|i| {
+            let path = PathBuf::from(format!(
+                "/etc/certinel-bench/ns-{:03}/svc-{i:05}.pem",
+                i % 100
+            ));
+            let report = FileReport {
+                certs: vec![facts(i)],
+                error: None,
+            };
+            (path, Arc::new(report))
+        })
+        .collect::<BTreeMap<_, _>>();
+    store.publish_files(0, scan, Duration::from_millis(1));
+    store
+}
+
+fn bench_render(c: &mut Criterion) {
+    let mut group = c.benchmark_group("render");
+    group.sample_size(30);
+    for certs in [1_000usize, 10_000] {
+        let store = store_with(certs);
+        let registry = collector::registry(store);
+        let mut size = 0;
+        group.throughput(Throughput::Elements(certs as u64));
+        group.bench_with_input(
+            BenchmarkId::new("encode", certs),
+            &registry,
+            |b, registry| {
+                b.iter(|| {
+                    let mut out = String::with_capacity(size + 1024);
+                    collector::encode(registry, &mut out)
+                        .unwrap_or_else(|e| panic!("encoding failed: {e}"));
+                    size = out.len();
+                    out
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_render);
+criterion_main!(benches);
