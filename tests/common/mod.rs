@@ -474,11 +474,27 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 /// Minimal HTTP/1.1 request without a body over a fresh connection.
 pub fn http_request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let (status, _, body) = http_exchange(addr, method, path, &[]);
+    (status, body)
+}
+
+/// An HTTP/1.1 request with extra request headers; returns the status, the
+/// response headers (lower-cased names) and the de-chunked body.
+pub fn http_exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, std::collections::HashMap<String, String>, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -490,15 +506,21 @@ pub fn http_request(addr: SocketAddr, method: &str, path: &str) -> (u16, String)
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
+    let headers: std::collections::HashMap<String, String> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let body = if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"))
     {
         dechunk(body)
     } else {
         body.to_owned()
     };
-    (status, body)
+    (status, headers, body)
 }
 
 fn dechunk(mut body: &str) -> String {
