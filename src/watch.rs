@@ -41,6 +41,10 @@ impl FileWatcher {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let (tx, rx) = mpsc::unbounded_channel::<PathBuf>();
         let handler = move |event: notify::Result<notify::Event>| match event {
+            // inotify also reports opens and reads (notify watches
+            // IN_OPEN): certinel's own pass would wake it again, forever.
+            // Closing a file opened for writing is a change, though.
+            Ok(event) if is_own_read(&event.kind) => {}
             Ok(event) => {
                 for path in event.paths {
                     // The receiver is gone only while shutting down.
@@ -79,6 +83,12 @@ impl FileWatcher {
     }
 }
 
+/// Opens, reads and closes of files opened for reading: what a scan does.
+fn is_own_read(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    matches!(kind, notify::EventKind::Access(a) if *a != AccessKind::Close(AccessMode::Write))
+}
+
 /// Wakes the sources whose directories saw events, once per burst.
 async fn route(mut rx: mpsc::UnboundedReceiver<PathBuf>, watched: Watched) {
     while let Some(first) = rx.recv().await {
@@ -102,5 +112,25 @@ async fn route(mut rx: mpsc::UnboundedReceiver<PathBuf>, watched: Watched) {
                 poke.notify_one();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_own_read;
+    use notify::event::{AccessKind, AccessMode, CreateKind, EventKind};
+
+    #[test]
+    fn reads_are_ignored_but_writes_are_not() {
+        assert!(is_own_read(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(is_own_read(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(!is_own_read(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(!is_own_read(&EventKind::Create(CreateKind::File)));
     }
 }

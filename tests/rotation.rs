@@ -343,3 +343,44 @@ fn file_older_than_the_served_certificate_is_not_restart_pending() {
         0.0
     );
 }
+
+#[test]
+fn reading_the_files_does_not_wake_the_watcher() {
+    // inotify reports certinel's own opens and reads of the watched files;
+    // they must not trigger another pass (which would read them again).
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("certs");
+    let ca = Ca::new("quiet CA");
+    for name in ["a", "b", "c"] {
+        write(
+            &certs,
+            &format!("{name}.crt"),
+            &leaf(&ca, name, 30).cert_pem,
+        );
+    }
+    let pattern = certs.join("*.crt").to_string_lossy().into_owned();
+    let daemon = Daemon::start(
+        tmp.path(),
+        &format!(
+            "{QUIET}files:\n  - name: quiet\n    paths: [\"{pattern}\", \"{}\"]\n",
+            certs.display()
+        ),
+    );
+    daemon.wait_ready(Duration::from_secs(10));
+    let last_run = |m: &Exposition| {
+        m.value(
+            "certinel_source_last_run_timestamp_seconds",
+            &[("source_name", "quiet")],
+        )
+    };
+    // Let the start-up burst (and the two-second racy-timestamp window
+    // for freshly written files) settle.
+    std::thread::sleep(Duration::from_millis(2500));
+    let before = last_run(&daemon.metrics());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        last_run(&daemon.metrics()),
+        before,
+        "passes kept running with nothing changed"
+    );
+}
