@@ -1,8 +1,8 @@
 //! The HTTP side: `/metrics`, `/-/healthy`, `/-/ready` and a landing page.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -22,8 +22,11 @@ pub struct AppState {
     store: Arc<Store>,
     /// Where `POST /-/reload` sends its request; `None` refuses reloads.
     reload: Option<mpsc::Sender<ReloadRequest>>,
-    /// Size of the previous exposition, to allocate the next one at once.
-    last_size: AtomicUsize,
+    /// The last rendered exposition. Scrapes in the same second of the same
+    /// snapshot share it: eight concurrent scrapers of 10 000 certificates
+    /// cost one render, not eight. Held across the render (a tokio mutex),
+    /// so concurrent scrapers wait for it instead of rendering too.
+    cache: tokio::sync::Mutex<Option<Rendered>>,
 }
 
 impl AppState {
@@ -33,7 +36,7 @@ impl AppState {
             registry,
             store,
             reload: None,
-            last_size: AtomicUsize::new(4096),
+            cache: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -65,36 +68,75 @@ pub fn health_router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// One rendered exposition, in both formats (the second on demand).
+#[derive(Debug)]
+struct Rendered {
+    /// (store generation, Unix second) it was rendered for.
+    key: (u64, u64),
+    openmetrics: Bytes,
+    prometheus_text: Option<Bytes>,
+}
+
 /// Serves OpenMetrics to clients that ask for it (Prometheus does), and
 /// Prometheus text format 0.0.4 to everyone else (curl, older scrapers).
+///
+/// The body is rendered at most once per second per snapshot: values that
+/// depend on the clock (`x509_cert_expired`, the relative metrics) have
+/// one-second resolution anyway, and `process_*` may be a second old.
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let mut body = String::with_capacity(state.last_size.load(Ordering::Relaxed) + 1024);
-    if let Err(e) = collector::encode(&state.registry, &mut body) {
-        tracing::error!(error = %e, "encoding metrics failed");
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "encoding metrics failed\n",
-        )
-            .into_response();
-    }
-    state.last_size.store(body.len(), Ordering::Relaxed);
     let wants_openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/openmetrics-text"));
-    if wants_openmetrics {
-        ([(header::CONTENT_TYPE, collector::CONTENT_TYPE)], body).into_response()
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let key = (state.store.generation(), second);
+    let mut cache = state.cache.lock().await;
+    let rendered = match cache.take() {
+        Some(r) if r.key == key => r,
+        previous => {
+            let capacity = previous.map_or(4096, |p| p.openmetrics.len() + 1024);
+            let mut body = String::with_capacity(capacity);
+            if let Err(e) = collector::encode(&state.registry, &mut body) {
+                tracing::error!(error = %e, "encoding metrics failed");
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "encoding metrics failed\n",
+                )
+                    .into_response();
+            }
+            Rendered {
+                key,
+                openmetrics: Bytes::from(body),
+                prometheus_text: None,
+            }
+        }
+    };
+    let (content_type, body) = if wants_openmetrics {
+        (collector::CONTENT_TYPE, rendered.openmetrics.clone())
     } else {
-        (
-            [(
-                header::CONTENT_TYPE,
-                collector::PROMETHEUS_TEXT_CONTENT_TYPE,
-            )],
-            collector::to_prometheus_text(&body),
-        )
-            .into_response()
-    }
+        let om = &rendered.openmetrics;
+        let text = match &rendered.prometheus_text {
+            Some(text) => text.clone(),
+            None => Bytes::from(collector::to_prometheus_text(
+                std::str::from_utf8(om).unwrap_or_default(),
+            )),
+        };
+        (collector::PROMETHEUS_TEXT_CONTENT_TYPE, text)
+    };
+    let prometheus_text = if wants_openmetrics {
+        rendered.prometheus_text
+    } else {
+        Some(body.clone())
+    };
+    *cache = Some(Rendered {
+        prometheus_text,
+        ..rendered
+    });
+    drop(cache);
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 async fn healthy() -> &'static str {
@@ -194,6 +236,10 @@ mod tests {
     use tower::ServiceExt;
 
     fn app() -> Router {
+        app_with_store().0
+    }
+
+    fn app_with_store() -> (Router, Arc<Store>) {
         let config = Config::from_yaml(
             "files:\n  - name: f\n    paths: [/nonexistent/x.pem]\n",
             std::path::Path::new("/"),
@@ -201,7 +247,21 @@ mod tests {
         .unwrap();
         let store = Arc::new(Store::new(&config));
         let registry = collector::registry(store.clone());
-        router(Arc::new(AppState::new(Arc::new(registry), store)))
+        let app = router(Arc::new(AppState::new(Arc::new(registry), store.clone())));
+        (app, store)
+    }
+
+    #[tokio::test]
+    async fn a_publish_is_visible_to_the_next_scrape_despite_the_render_cache() {
+        let (app, store) = app_with_store();
+        let (_, first) = get(app.clone(), "/metrics").await;
+        assert!(!first.contains("certinel_source_last_run_timestamp_seconds{"));
+        store.publish_files(0, Default::default(), std::time::Duration::ZERO);
+        let (_, after) = get(app, "/metrics").await;
+        assert!(
+            after.contains("certinel_source_last_run_timestamp_seconds{source_kind=\"file\""),
+            "{after}"
+        );
     }
 
     async fn get(app: Router, path: &str) -> (StatusCode, String) {

@@ -246,6 +246,12 @@ impl Store {
         self.current.load_full()
     }
 
+    /// A number that changes with every publish: equal generations mean
+    /// an identical snapshot.
+    pub fn generation(&self) -> u64 {
+        *self.changes.borrow()
+    }
+
     /// A receiver that is marked changed after every publish.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changes.subscribe()
