@@ -1,0 +1,1199 @@
+//! Helpers for `bench/run`, so the script needs nothing beyond bash, curl
+//! and wrk:
+//!
+//! - `gen-files`: the PEM tree of the file-scanning scenario (generated once);
+//! - `drive`: drives blackbox_exporter the way Prometheus does
+//!   (`/probe?module=…&target=…`), at a fixed rate or closed-loop, with a
+//!   concurrency cap;
+//! - `freshness`: samples certinel's `/metrics` and reports how old the
+//!   newest probe of each good target gets;
+//! - `free-port`: a free loopback port;
+//! - `report`: turns the raw samples into `bench/RESULTS.md`.
+//!
+//! Every network request goes to 127.0.0.1; every loop is bounded in count
+//! and time.
+
+// A command-line tool: its output is the point.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+#[path = "bench_support/pki.rs"]
+mod pki;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use pki::{BoxError, Ca};
+
+#[derive(Parser)]
+#[command(about = "Helpers for bench/run")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a free TCP port on 127.0.0.1.
+    FreePort,
+    /// Generate the PEM tree `tree/{single,chain,bundle}`: single
+    /// certificates, leaf+intermediate chains and 4-certificate CA bundles
+    /// (70/20/10 % of the files); a `scrape/` directory of symlinks to
+    /// them holding exactly `--scrape-certs` certificates; an `empty/`
+    /// directory.
+    GenFiles {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        files: usize,
+        #[arg(long, default_value_t = 10_000)]
+        scrape_certs: usize,
+    },
+    /// Rewrite `--count` of the `.pem` files under `--dir` (spread evenly
+    /// over the sorted list) with their own bytes: new mtime, same content.
+    /// In-process, so the whole batch lands within a few milliseconds.
+    Rewrite {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        count: usize,
+    },
+    /// Drive blackbox_exporter's /probe like Prometheus does.
+    Drive {
+        /// blackbox_exporter's host:port (loopback).
+        #[arg(long)]
+        exporter: String,
+        /// File of target ports, one per line (targets are 127.0.0.1:PORT).
+        #[arg(long)]
+        targets: PathBuf,
+        #[arg(long, default_value = "tls_connect")]
+        module: String,
+        /// Requests per second; 0 = closed loop (as fast as `--concurrency` allows).
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
+        /// Requests in flight at most.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Stop dispatching after this many seconds.
+        #[arg(long)]
+        seconds: f64,
+        /// Stop dispatching after this many requests (0 = no limit).
+        #[arg(long, default_value_t = 0)]
+        count: u64,
+        /// Sent as X-Prometheus-Scrape-Timeout-Seconds.
+        #[arg(long, default_value_t = 5.0)]
+        scrape_timeout: f64,
+    },
+    /// Sample certinel's /metrics and report the age of the last probe of
+    /// each target listed in `--targets`.
+    Freshness {
+        /// certinel's host:port (loopback).
+        #[arg(long)]
+        exporter: String,
+        /// File of ports whose 127.0.0.1:PORT targets to follow.
+        #[arg(long)]
+        targets: PathBuf,
+        #[arg(long)]
+        seconds: f64,
+        #[arg(long, default_value_t = 1.0)]
+        period: f64,
+        /// Ages above this many seconds count as late.
+        #[arg(long, default_value_t = f64::INFINITY)]
+        late_after: f64,
+    },
+    /// Write RESULTS.md from the raw samples.
+    Report {
+        /// Lines `key<TAB>value`, one per sample (repeated keys = runs).
+        #[arg(long)]
+        results: PathBuf,
+        /// Lines `key<TAB>value`: machine facts and parameters.
+        #[arg(long)]
+        meta: PathBuf,
+        /// Markdown appended verbatim (profiling notes, before/after).
+        #[arg(long)]
+        notes: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::FreePort => free_port(),
+        Command::GenFiles {
+            dir,
+            files,
+            scrape_certs,
+        } => gen_files(&dir, files, scrape_certs),
+        Command::Rewrite { dir, count } => rewrite(&dir, count),
+        Command::Drive {
+            exporter,
+            targets,
+            module,
+            rate,
+            concurrency,
+            seconds,
+            count,
+            scrape_timeout,
+        } => current_thread().and_then(|rt| {
+            rt.block_on(drive(DriveArgs {
+                exporter,
+                targets: read_ports(&targets)?,
+                module,
+                rate,
+                concurrency: concurrency.max(1),
+                seconds,
+                count,
+                scrape_timeout,
+            }))
+        }),
+        Command::Freshness {
+            exporter,
+            targets,
+            seconds,
+            period,
+            late_after,
+        } => current_thread().and_then(|rt| {
+            rt.block_on(freshness(
+                &exporter,
+                &read_ports(&targets)?,
+                seconds,
+                period,
+                late_after,
+            ))
+        }),
+        Command::Report {
+            results,
+            meta,
+            notes,
+            out,
+        } => report(&results, &meta, notes.as_deref(), &out),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench_tool: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn current_thread() -> Result<tokio::runtime::Runtime, BoxError> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn free_port() -> Result<(), BoxError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    println!("{}", l.local_addr()?.port());
+    Ok(())
+}
+
+fn read_ports(path: &Path) -> Result<Vec<String>, BoxError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let port: u16 = line
+            .parse()
+            .map_err(|_| format!("{}: bad port {line:?}", path.display()))?;
+        out.push(format!("127.0.0.1:{port}"));
+    }
+    Ok(out)
+}
+
+fn loopback(addr: &str) -> Result<(), BoxError> {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    if host == "127.0.0.1" || host == "localhost" || host == "[::1]" || host.starts_with("127.") {
+        Ok(())
+    } else {
+        Err(format!("{addr}: only loopback addresses may be targeted").into())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// gen-files
+
+fn gen_files(dir: &Path, files: usize, scrape_certs: usize) -> Result<(), BoxError> {
+    let marker = dir.join("complete");
+    let wanted = format!("files {files}\nscrape_certs {scrape_certs}\n");
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m.starts_with(&wanted)) {
+        println!("{}", std::fs::read_to_string(&marker)?.trim_end());
+        return Ok(());
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    for sub in [
+        "tree/single",
+        "tree/chain",
+        "tree/bundle",
+        "scrape",
+        "empty",
+    ] {
+        std::fs::create_dir_all(dir.join(sub))?;
+    }
+    let started = Instant::now();
+    let root = Ca::root("certinel bench files root", 1)?;
+    let inter = root.intermediate("certinel bench files intermediate", 2)?;
+    let pool: Vec<Ca> = (0..40)
+        .map(|i| Ca::root(&format!("certinel bench bundled CA {i}"), 100 + i))
+        .collect::<Result<_, _>>()?;
+    let n_chain = files / 5;
+    let n_bundle = files / 10;
+    let n_single = files - n_chain - n_bundle;
+    let mut serial = 10_000u64;
+    let mut leaf = |i: usize| -> Result<String, BoxError> {
+        serial += 1;
+        let cn = format!("svc-{i:05}.bench.test");
+        let days = 30 + (i as i64 * 7) % 700;
+        Ok(inter
+            .leaf(&cn, std::slice::from_ref(&cn), serial, days)?
+            .cert_pem)
+    };
+    let mut singles = Vec::new();
+    for i in 0..n_single {
+        let path = dir.join("tree/single").join(format!("s{i:05}.pem"));
+        std::fs::write(&path, leaf(i)?)?;
+        singles.push(path);
+    }
+    let mut chains = Vec::new();
+    for i in 0..n_chain {
+        let path = dir.join("tree/chain").join(format!("c{i:05}.pem"));
+        std::fs::write(&path, format!("{}{}", leaf(n_single + i)?, inter.pem))?;
+        chains.push(path);
+    }
+    for i in 0..n_bundle {
+        let mut text = String::new();
+        for k in 0..4 {
+            text.push_str(&pool[(i * 4 + k) % pool.len()].pem);
+        }
+        std::fs::write(dir.join("tree/bundle").join(format!("b{i:05}.pem")), text)?;
+    }
+    let certs = n_single + 2 * n_chain + 4 * n_bundle;
+    // The scrape set: symlinks to single certificates, then to chains
+    // (two certificates each), until exactly `scrape_certs` are held.
+    let mut held = 0;
+    let mut links = 0;
+    for (target, weight) in singles
+        .iter()
+        .map(|p| (p, 1))
+        .chain(chains.iter().map(|p| (p, 2)))
+    {
+        if held + weight > scrape_certs {
+            continue;
+        }
+        links += 1;
+        std::os::unix::fs::symlink(target, dir.join("scrape").join(format!("l{links:05}.pem")))?;
+        held += weight;
+        if held == scrape_certs {
+            break;
+        }
+    }
+    if held != scrape_certs {
+        return Err(format!(
+            "cannot make a scrape set of {scrape_certs} certificates from {files} files"
+        )
+        .into());
+    }
+    let manifest = format!(
+        "{wanted}certs {certs}\nsingle {n_single}\nchain {n_chain}\nbundle {n_bundle}\nscrape_files {links}\n"
+    );
+    std::fs::write(&marker, &manifest)?;
+    eprintln!(
+        "bench_tool: generated {files} files ({certs} certificates) in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    println!("{}", manifest.trim_end());
+    Ok(())
+}
+
+fn pem_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), BoxError> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            pem_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "pem") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn rewrite(dir: &Path, count: usize) -> Result<(), BoxError> {
+    let mut files = Vec::new();
+    pem_files(dir, &mut files)?;
+    files.sort();
+    if files.is_empty() || count == 0 {
+        return Err(format!("nothing to rewrite under {}", dir.display()).into());
+    }
+    let step = (files.len() / count).max(1);
+    let chosen: Vec<&PathBuf> = files.iter().step_by(step).take(count).collect();
+    let contents = chosen
+        .iter()
+        .map(std::fs::read)
+        .collect::<Result<Vec<_>, _>>()?;
+    let started = Instant::now();
+    for (path, bytes) in chosen.iter().zip(&contents) {
+        std::fs::write(path, bytes)?;
+    }
+    println!(
+        "rewrote={} seconds={:.4}",
+        chosen.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// A small HTTP/1.1 client: keep-alive, Content-Length or chunked bodies.
+
+struct Conn {
+    reader: BufReader<TcpStream>,
+}
+
+impl Conn {
+    async fn open(addr: &str) -> Result<Conn, BoxError> {
+        loopback(addr)?;
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            reader: BufReader::new(stream),
+        })
+    }
+
+    /// One GET; returns status, body and whether the connection may be reused.
+    async fn get(
+        &mut self,
+        host: &str,
+        path: &str,
+        headers: &str,
+    ) -> Result<(u16, Vec<u8>, bool), BoxError> {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}\r\n");
+        self.reader.get_mut().write_all(request.as_bytes()).await?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line).await?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad status line {line:?}"))?;
+        let mut length: Option<usize> = None;
+        let mut chunked = false;
+        let mut keep_alive = true;
+        for _ in 0..100 {
+            line.clear();
+            if self.reader.read_line(&mut line).await? == 0 {
+                return Err("connection closed in headers".into());
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let Some((name, value)) = l.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = value.parse().ok(),
+                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                "connection" => keep_alive = !value.eq_ignore_ascii_case("close"),
+                _ => {}
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line).await?;
+                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                    .map_err(|_| format!("bad chunk size {line:?}"))?;
+                if size == 0 {
+                    line.clear();
+                    self.reader.read_line(&mut line).await?;
+                    break;
+                }
+                let start = body.len();
+                body.resize(start + size, 0);
+                self.reader.read_exact(&mut body[start..]).await?;
+                let mut crlf = [0u8; 2];
+                self.reader.read_exact(&mut crlf).await?;
+            }
+        } else if let Some(n) = length {
+            body.resize(n, 0);
+            self.reader.read_exact(&mut body).await?;
+        } else {
+            self.reader.read_to_end(&mut body).await?;
+            keep_alive = false;
+        }
+        Ok((status, body, keep_alive))
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+// ---------------------------------------------------------------------------
+// drive
+
+struct DriveArgs {
+    exporter: String,
+    targets: Vec<String>,
+    module: String,
+    rate: f64,
+    concurrency: usize,
+    seconds: f64,
+    count: u64,
+    scrape_timeout: f64,
+}
+
+#[derive(Default)]
+struct DriveStats {
+    ok: u64,
+    failed: u64,
+    errors: u64,
+    latencies_ms: Vec<f64>,
+    first_failure: Option<String>,
+}
+
+async fn drive(args: DriveArgs) -> Result<(), BoxError> {
+    loopback(&args.exporter)?;
+    if args.targets.is_empty() {
+        return Err("no targets".into());
+    }
+    let args = Arc::new(args);
+    let permits = Arc::new(Semaphore::new(args.concurrency));
+    let pool: Arc<Mutex<Vec<Conn>>> = Arc::new(Mutex::new(Vec::new()));
+    let stats: Arc<Mutex<DriveStats>> = Arc::default();
+    let started = tokio::time::Instant::now();
+    let stop_at = started + Duration::from_secs_f64(args.seconds);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut sent: u64 = 0;
+    loop {
+        if args.count > 0 && sent >= args.count {
+            break;
+        }
+        if args.rate > 0.0 {
+            let due = started + Duration::from_secs_f64(sent as f64 / args.rate);
+            if due >= stop_at {
+                break;
+            }
+            tokio::time::sleep_until(due).await;
+        }
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p?,
+            _ = tokio::time::sleep_until(stop_at) => break,
+        };
+        if tokio::time::Instant::now() >= stop_at {
+            break;
+        }
+        let target = args.targets[(sent % args.targets.len() as u64) as usize].clone();
+        sent += 1;
+        let (args, pool, stats) = (args.clone(), pool.clone(), stats.clone());
+        tasks.spawn(async move {
+            let t0 = Instant::now();
+            let outcome = probe_once(&args, &pool, &target).await;
+            let ms = t0.elapsed().as_secs_f64() * 1000.0;
+            drop(permit);
+            let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+            s.latencies_ms.push(ms);
+            match outcome {
+                Ok(true) => s.ok += 1,
+                Ok(false) => {
+                    s.failed += 1;
+                    s.first_failure
+                        .get_or_insert(format!("{target}: probe_success 0"));
+                }
+                Err(e) => {
+                    s.errors += 1;
+                    s.first_failure.get_or_insert(format!("{target}: {e}"));
+                }
+            }
+        });
+        // Reap finished tasks so the set stays small.
+        while tasks.try_join_next().is_some() {}
+    }
+    let dispatch_s = started.elapsed().as_secs_f64();
+    // In-flight requests finish within the scrape timeout; bound the wait.
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs_f64(args.scrape_timeout + 5.0), drain).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut s = stats.lock().unwrap_or_else(|p| p.into_inner());
+    s.latencies_ms.sort_by(f64::total_cmp);
+    println!(
+        "sent={sent} ok={} failed={} errors={} dispatch_seconds={dispatch_s:.3} seconds={elapsed:.3} rate={:.1} p50_ms={:.2} p99_ms={:.2}",
+        s.ok,
+        s.failed,
+        s.errors,
+        (s.ok + s.failed) as f64 / elapsed,
+        percentile(&s.latencies_ms, 50.0),
+        percentile(&s.latencies_ms, 99.0),
+    );
+    if let Some(f) = &s.first_failure {
+        eprintln!("bench_tool drive: first failure: {f}");
+    }
+    Ok(())
+}
+
+async fn probe_once(
+    args: &DriveArgs,
+    pool: &Mutex<Vec<Conn>>,
+    target: &str,
+) -> Result<bool, BoxError> {
+    let conn = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    let mut conn = match conn {
+        Some(c) => c,
+        None => Conn::open(&args.exporter).await?,
+    };
+    let path = format!("/probe?module={}&target={target}", args.module);
+    let headers = format!(
+        "User-Agent: Prometheus/bench\r\nAccept: text/plain;version=0.0.4\r\nX-Prometheus-Scrape-Timeout-Seconds: {}\r\n",
+        args.scrape_timeout
+    );
+    let request = conn.get(&args.exporter, &path, &headers);
+    let (status, body, keep) =
+        tokio::time::timeout(Duration::from_secs_f64(args.scrape_timeout + 5.0), request)
+            .await
+            .map_err(|_| "no response from the exporter")??;
+    if keep {
+        pool.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+    }
+    if status != 200 {
+        return Err(format!("HTTP {status}").into());
+    }
+    Ok(body.windows(15).any(|w| w == b"probe_success 1"))
+}
+
+// ---------------------------------------------------------------------------
+// freshness
+
+const LAST_PROBE: &str = "certinel_tls_last_probe_timestamp_seconds{";
+
+fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("{name}=\"");
+    let start = labels.find(&key)? + key.len();
+    let len = labels[start..].find('"')?;
+    Some(&labels[start..start + len])
+}
+
+async fn freshness(
+    exporter: &str,
+    targets: &[String],
+    seconds: f64,
+    period: f64,
+    late_after: f64,
+) -> Result<(), BoxError> {
+    loopback(exporter)?;
+    let wanted: HashSet<&str> = targets.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let stop = Duration::from_secs_f64(seconds);
+    let mut max_age: f64 = 0.0;
+    let mut samples = 0u64;
+    let mut late = 0u64;
+    let mut ages = Vec::new();
+    let mut all_seen_at: Option<f64> = None;
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(period));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut conn: Option<Conn> = None;
+    while started.elapsed() < stop {
+        tick.tick().await;
+        let mut c = match conn.take() {
+            Some(c) => c,
+            None => Conn::open(exporter).await?,
+        };
+        let got = tokio::time::timeout(Duration::from_secs(10), c.get(exporter, "/metrics", ""))
+            .await
+            .map_err(|_| "certinel did not answer /metrics within 10s")??;
+        let (status, body, keep) = got;
+        if keep {
+            conn = Some(c);
+        }
+        if status != 200 {
+            return Err(format!("/metrics: HTTP {status}").into());
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let text = String::from_utf8_lossy(&body);
+        for line in text.lines().filter(|l| l.starts_with(LAST_PROBE)) {
+            let Some((labels, value)) = line[LAST_PROBE.len()..].rsplit_once("} ") else {
+                continue;
+            };
+            let Some(target) = label(labels, "target") else {
+                continue;
+            };
+            if !wanted.contains(target) {
+                continue;
+            }
+            let Ok(ts) = value.split_whitespace().next().unwrap_or("").parse::<f64>() else {
+                continue;
+            };
+            seen.insert(target.to_owned());
+            let age = now - ts;
+            ages.push(age);
+            max_age = max_age.max(age);
+            if age > late_after {
+                late += 1;
+            }
+        }
+        samples += 1;
+        if all_seen_at.is_none() && seen.len() == wanted.len() {
+            all_seen_at = Some(started.elapsed().as_secs_f64());
+        }
+    }
+    ages.sort_by(f64::total_cmp);
+    println!(
+        "samples={samples} targets={} seen={} all_seen_after={:.1} max_age={max_age:.3} p99_age={:.3} late={late}",
+        wanted.len(),
+        seen.len(),
+        all_seen_at.unwrap_or(f64::NAN),
+        percentile(&ages, 99.0),
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// report
+
+fn read_tsv(path: &Path) -> Result<Vec<(String, String)>, BoxError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect())
+}
+
+/// min / median / max of one figure over the runs.
+#[derive(Clone, Copy)]
+struct Spread {
+    min: f64,
+    median: f64,
+    max: f64,
+    n: usize,
+}
+
+fn spread(values: &[f64]) -> Option<Spread> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some(Spread {
+        min: v[0],
+        median,
+        max: v[n - 1],
+        n,
+    })
+}
+
+fn fmt_num(x: f64) -> String {
+    let a = x.abs();
+    if a >= 1000.0 {
+        format!("{x:.0}")
+    } else if a >= 100.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+struct Report {
+    data: BTreeMap<String, Vec<f64>>,
+    out: String,
+    verdicts: Vec<(String, String, String, bool)>,
+}
+
+impl Report {
+    fn get(&self, key: &str) -> Option<Spread> {
+        self.data.get(key).and_then(|v| spread(v))
+    }
+
+    fn cell(&self, key: &str, scale: f64) -> String {
+        match self.get(key) {
+            Some(s) if s.n == 1 => fmt_num(s.median * scale),
+            Some(s) => format!(
+                "{} / **{}** / {}",
+                fmt_num(s.min * scale),
+                fmt_num(s.median * scale),
+                fmt_num(s.max * scale)
+            ),
+            None => "n/a".to_owned(),
+        }
+    }
+
+    fn ratio(&self, a: &str, b: &str) -> Option<f64> {
+        Some(self.get(a)?.median / self.get(b)?.median)
+    }
+
+    /// A table row: figure, certinel, blackbox, ratio.
+    fn row(&mut self, name: &str, key: &str, unit_scale: f64, peer: bool) {
+        let c = format!("{key}.certinel");
+        let b = format!("{key}.blackbox");
+        let ratio = if peer {
+            self.ratio(&c, &b)
+                .map_or("n/a".to_owned(), |r| format!("{r:.2}"))
+        } else {
+            String::new()
+        };
+        let peer_cell = if peer {
+            self.cell(&b, unit_scale)
+        } else {
+            "n/a".to_owned()
+        };
+        let line = format!(
+            "| {name} | {} | {peer_cell} | {ratio} |\n",
+            self.cell(&c, unit_scale)
+        );
+        self.out.push_str(&line);
+    }
+
+    fn info(&mut self, what: &str, measured: String) {
+        self.verdicts
+            .push((what.to_owned(), measured, "info".to_owned(), true));
+    }
+
+    fn verdict(&mut self, target: &str, measured: String, pass: Option<bool>) {
+        let pass_s = match pass {
+            Some(true) => "PASS",
+            Some(false) => "FAIL",
+            None => "NOT MEASURED",
+        };
+        self.verdicts.push((
+            target.to_owned(),
+            measured,
+            pass_s.to_owned(),
+            pass.unwrap_or(false),
+        ));
+    }
+}
+
+fn report(results: &Path, meta: &Path, notes: Option<&Path>, out: &Path) -> Result<(), BoxError> {
+    let mut data: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for (k, v) in read_tsv(results)? {
+        if let Ok(x) = v.parse::<f64>() {
+            data.entry(k).or_default().push(x);
+        }
+    }
+    let meta: HashMap<String, String> = read_tsv(meta)?.into_iter().collect();
+    let m = |key: &str| meta.get(key).map_or("?", String::as_str).to_owned();
+    let mut r = Report {
+        data,
+        out: String::new(),
+        verdicts: Vec::new(),
+    };
+    const MIB: f64 = 1.0 / 1024.0; // KiB → MiB
+
+    let mode = m("mode");
+    let _ = writeln!(r.out, "# certinel benchmark results\n");
+    let _ = writeln!(
+        r.out,
+        "Written by `bench/run{}` on {}. Do not edit by hand: re-run the benchmark.\n",
+        if mode == "smoke" { " --smoke" } else { "" },
+        m("date")
+    );
+    if mode == "smoke" {
+        r.out.push_str("> **Smoke mode**: tiny N, one run each. These numbers only prove the pipeline works; targets are evaluated at full size only.\n\n");
+    }
+    r.out
+        .push_str("## Machine and versions\n\n| | |\n|---|---|\n");
+    for (k, label) in [
+        ("cpu", "CPU"),
+        ("cores", "cores (online)"),
+        ("memory", "memory"),
+        ("kernel", "kernel"),
+        ("os", "OS"),
+        ("certinel", "certinel"),
+        ("rustc", "rustc"),
+        ("blackbox", "blackbox_exporter"),
+        ("wrk", "wrk"),
+        ("runs", "runs per figure"),
+    ] {
+        let line = format!("| {label} | {} |\n", m(k));
+        r.out.push_str(&line);
+    }
+    r.out.push_str(
+        "\nEvery figure is **min / median / max** over the runs (one value when there was one run). \
+         Ratios are certinel : blackbox_exporter, of the medians. Pass/fail uses the median, except \
+         for \"never\" targets (freshness), which use the worst run. CPU is utime+stime from \
+         `/proc/<pid>/stat` of the exporter process only; RSS is `VmRSS`, peak is `VmHWM` from \
+         `/proc/<pid>/status`. Everything runs on this one machine over loopback: the TLS farm, the \
+         exporters, the load generators.\n\n",
+    );
+
+    // 1. Handshake probing.
+    let n_ep = m("endpoints");
+    let _ = writeln!(r.out, "## 1. Handshake probing: {n_ep} TLS endpoints\n");
+    let _ = writeln!(
+        r.out,
+        "`examples/bench_tls_farm.rs` serves {n_ep} rustls endpoints on as many 127.0.0.1 ports \
+         (ECDSA P-256 leaf per port + intermediate; both exporters verify against the root in \
+         `ca_file`, no session resumption). certinel probes them with `interval: {}`, \
+         `timeout: {}`, `concurrency: {}`; blackbox_exporter (module `tcp`, `tls: true`, the same \
+         `ca_file`) is driven by `bench_tool drive` with `/probe?module=tls_connect&target=…` \
+         requests at the same rate with at most the same number in flight. **Probes are counted \
+         by the farm** (completed server-side handshakes), the same counter for both exporters.\n\
+         \n\
+         - *fixed rate*: {} probes/s for {} s after one warm-up round; CPU per 1000 probes = \
+           ΔCPU / Δhandshakes × 1000; steady RSS = median of 1 Hz `VmRSS` samples in that window.\n\
+         - *saturation*: certinel with `interval: {}` (demand ≫ capacity), blackbox closed-loop \
+           with {} requests in flight; probes/s = Δhandshakes / {} s.\n\
+         - *idle*: certinel after its first round of all endpoints with `interval: 1h` (nothing \
+           in flight), and with an empty configuration; blackbox_exporter after serving one \
+           round, and freshly started.\n",
+        m("rate_interval"),
+        m("timeout"),
+        m("concurrency"),
+        m("rate"),
+        m("rate_seconds"),
+        m("sat_interval"),
+        m("concurrency"),
+        m("sat_seconds"),
+    );
+    r.out
+        .push_str("| figure | certinel | blackbox_exporter | ratio |\n|---|---|---|---|\n");
+    r.row(
+        "CPU seconds per 1000 probes (fixed rate)",
+        "s1.cpu_per_1k",
+        1.0,
+        true,
+    );
+    r.row("probes/s achieved (fixed rate)", "s1.rate", 1.0, true);
+    r.row(
+        "steady RSS, MiB (fixed rate)",
+        "s1.steady_rss_kib",
+        MIB,
+        true,
+    );
+    r.row("peak RSS, MiB (fixed rate)", "s1.peak_rss_kib", MIB, true);
+    r.row("probes/s at saturation", "s1.sat_rate", 1.0, true);
+    r.row(
+        "CPU seconds per 1000 probes (saturation)",
+        "s1.sat_cpu_per_1k",
+        1.0,
+        true,
+    );
+    r.row(
+        "peak RSS, MiB (saturation)",
+        "s1.sat_peak_rss_kib",
+        MIB,
+        true,
+    );
+    r.row(
+        "idle RSS after one round, MiB",
+        "s1.idle_rss_kib",
+        MIB,
+        true,
+    );
+    r.row(
+        "idle RSS, empty config / fresh start, MiB",
+        "s1.idle_empty_rss_kib",
+        MIB,
+        true,
+    );
+    r.row(
+        "probe latency p50, ms (blackbox: /probe round trip)",
+        "s1.probe_p50_ms",
+        1.0,
+        true,
+    );
+    r.row(
+        "probe latency p99, ms (blackbox: /probe round trip)",
+        "s1.probe_p99_ms",
+        1.0,
+        true,
+    );
+    r.out.push('\n');
+
+    // 2. Files.
+    let _ = writeln!(
+        r.out,
+        "## 2. File scanning: {} files, {} certificates\n",
+        m("files"),
+        m("file_certs")
+    );
+    let _ = writeln!(
+        r.out,
+        "`bench_tool gen-files` writes the tree once (cached under `{}`): 70 % single \
+         certificates, 20 % leaf + intermediate chains, 10 % bundles of 4 CA certificates, all \
+         ECDSA P-256. One file source, `paths: [\"…/**/*.pem\"]`, `interval: {}`. Timings are \
+         `certinel_source_duration_seconds` of the pass (a fresh process for each run; \"cold\" \
+         is certinel's cache, the OS page cache is warm). 1 % changed = {} files rewritten with \
+         the same bytes (new mtime, so they are read and parsed again). Memory per certificate = \
+         (RSS after the second pass over the tree − RSS after the second pass over an empty \
+         directory) / certificates, measured before any scrape. blackbox_exporter has no file \
+         source: n/a.\n",
+        m("files_dir"),
+        m("files_interval"),
+        m("files_changed"),
+    );
+    r.out
+        .push_str("| figure | certinel | blackbox_exporter | ratio |\n|---|---|---|---|\n");
+    r.row("cold scan, ms", "s2.cold_s", 1000.0, false);
+    r.row(
+        "rescan, nothing changed, ms",
+        "s2.unchanged_s",
+        1000.0,
+        false,
+    );
+    r.row("rescan, 1 % changed, ms", "s2.changed_s", 1000.0, false);
+    r.row("RSS with the tree, MiB", "s2.rss_kib", MIB, false);
+    r.row(
+        "RSS with an empty directory, MiB",
+        "s2.rss_empty_kib",
+        MIB,
+        false,
+    );
+    r.row(
+        "memory per tracked certificate, bytes",
+        "s2.bytes_per_cert",
+        1.0,
+        false,
+    );
+    r.row(
+        "passes certinel started by itself, nothing changed, in 0.8 interval",
+        "s2.spurious_passes",
+        1.0,
+        false,
+    );
+    r.row(
+        "CPU seconds, start to the 1 %-changed pass",
+        "s2.cpu_s",
+        1.0,
+        false,
+    );
+    r.out.push('\n');
+
+    // 3. Scrape.
+    let _ = writeln!(
+        r.out,
+        "## 3. Scrape: `/metrics` at {} certificates\n",
+        m("scrape_certs")
+    );
+    let _ = writeln!(
+        r.out,
+        "certinel watches the `scrape/` set of the tree (exactly {} certificates, default metric \
+         set) with `interval: 1h`, so nothing but scrapes runs. Load: `{}` with Prometheus' \
+         `Accept` header (OpenMetrics). CPU per scrape = ΔCPU of certinel / requests completed. \
+         blackbox_exporter has no aggregate exposition (Prometheus scrapes one `/probe` per \
+         target): n/a.\n",
+        m("scrape_certs"),
+        m("wrk_cmd"),
+    );
+    r.out
+        .push_str("| figure | certinel | blackbox_exporter | ratio |\n|---|---|---|---|\n");
+    r.row("latency p50, ms", "s3.p50_ms", 1.0, false);
+    r.row("latency p99, ms", "s3.p99_ms", 1.0, false);
+    r.row("scrapes/s", "s3.rps", 1.0, false);
+    r.row("CPU ms per scrape", "s3.cpu_ms_per_scrape", 1.0, false);
+    r.row(
+        "exposition size, MiB (OpenMetrics)",
+        "s3.size_bytes",
+        1.0 / 1048576.0,
+        false,
+    );
+    r.row("series in the exposition", "s3.series", 1.0, false);
+    r.row("RSS after the load, MiB", "s3.rss_kib", MIB, false);
+    r.out.push('\n');
+
+    // 4. Stall.
+    let _ = writeln!(
+        r.out,
+        "## 4. Stall resistance: {} good targets + {} black holes\n",
+        m("stall_good"),
+        m("stall_bad")
+    );
+    let _ = writeln!(
+        r.out,
+        "One endpoint source, `interval: {}`, `timeout: {}`, `concurrency: {}`; the {} good \
+         targets are interleaved among the others. Three variants, each a fresh farm and \
+         certinel: **good only**; **+ refused**: {} ports that refuse connections (same series \
+         as the black holes, fast failure: the control for exposition size); **+ black holes**: \
+         {} listeners that accept and never answer. Freshness: `bench_tool freshness` reads \
+         `/metrics` every second for {} s and takes, over all samples and good targets, the \
+         largest `now − certinel_tls_last_probe_timestamp_seconds`. Scrape p99: `{}` in the \
+         middle of that window.\n",
+        m("stall_interval"),
+        m("stall_timeout"),
+        m("concurrency"),
+        m("stall_good"),
+        m("stall_bad"),
+        m("stall_bad"),
+        m("stall_seconds"),
+        m("wrk_cmd"),
+    );
+    r.out
+        .push_str("| figure | good only | + refused | + black holes |\n|---|---|---|---|\n");
+    for (name, key, scale) in [
+        ("max age of a good target's last probe, s", "max_age", 1.0),
+        ("p99 age of a good target's last probe, s", "p99_age", 1.0),
+        (
+            "seconds until every good target was probed",
+            "all_seen",
+            1.0,
+        ),
+        ("scrape latency p50, ms", "p50_ms", 1.0),
+        ("scrape latency p99, ms", "p99_ms", 1.0),
+        ("exposition size, KiB", "size_bytes", 1.0 / 1024.0),
+    ] {
+        let line = format!(
+            "| {name} | {} | {} | {} |\n",
+            r.cell(&format!("s4.good.{key}.certinel"), scale),
+            r.cell(&format!("s4.refused.{key}.certinel"), scale),
+            r.cell(&format!("s4.blackhole.{key}.certinel"), scale),
+        );
+        r.out.push_str(&line);
+    }
+    r.out.push('\n');
+
+    // Targets.
+    let half =
+        |r: &Report, key: &str| r.ratio(&format!("{key}.certinel"), &format!("{key}.blackbox"));
+    let v = half(&r, "s1.cpu_per_1k");
+    r.verdict(
+        "CPU per 1000 handshake probes ≤ 0.5 × blackbox_exporter's",
+        v.map_or("n/a".into(), |x| format!("{x:.2} ×")),
+        v.map(|x| x <= 0.5),
+    );
+    let v = half(&r, "s1.steady_rss_kib");
+    r.verdict(
+        "steady RSS ≤ 0.5 × blackbox_exporter's",
+        v.map_or("n/a".into(), |x| format!("{x:.2} ×")),
+        v.map(|x| x <= 0.5),
+    );
+    for (key, what) in [
+        (
+            "s1.idle_rss_kib.certinel",
+            "idle RSS < 10 MiB (1000 endpoints tracked, between rounds)",
+        ),
+        (
+            "s1.idle_empty_rss_kib.certinel",
+            "idle RSS < 10 MiB (empty configuration)",
+        ),
+    ] {
+        let v = r.get(key).map(|s| s.median / 1024.0);
+        r.verdict(
+            what,
+            v.map_or("n/a".into(), |x| format!("{x:.2} MiB")),
+            v.map(|x| x < 10.0),
+        );
+    }
+    let v = r.get("s2.cold_s.certinel").map(|s| s.median);
+    r.verdict(
+        "10 000 files: cold scan < 1 s",
+        v.map_or("n/a".into(), |x| format!("{:.0} ms", x * 1000.0)),
+        v.map(|x| x < 1.0),
+    );
+    let v = r.get("s2.unchanged_s.certinel").map(|s| s.median);
+    r.verdict(
+        "10 000 files: unchanged rescan < 100 ms",
+        v.map_or("n/a".into(), |x| format!("{:.1} ms", x * 1000.0)),
+        v.map(|x| x < 0.1),
+    );
+    let v = r.get("s2.bytes_per_cert.certinel").map(|s| s.median);
+    r.verdict(
+        "memory per tracked certificate < 2 KiB",
+        v.map_or("n/a".into(), |x| format!("{x:.0} bytes")),
+        v.map(|x| x < 2048.0),
+    );
+    let v = r.get("s3.p99_ms.certinel").map(|s| s.median);
+    r.verdict(
+        "/metrics at 10 000 certificates: p99 < 50 ms with 8 concurrent scrapers",
+        v.map_or("n/a".into(), |x| format!("{x:.1} ms")),
+        v.map(|x| x < 50.0),
+    );
+    let change = |r: &Report, base: &str| match (
+        r.get("s4.blackhole.p99_ms.certinel"),
+        r.get(&format!("s4.{base}.p99_ms.certinel")),
+    ) {
+        (Some(a), Some(b)) => Some(a.median / b.median - 1.0),
+        _ => None,
+    };
+    let v = change(&r, "refused");
+    r.verdict(
+        "stall: black holes change scrape p99 by < 10 % (vs as many refused targets: same series, no stall)",
+        v.map_or("n/a".into(), |x| format!("{:+.1} %", x * 100.0)),
+        v.map(|x| x.abs() < 0.10),
+    );
+    let v = change(&r, "good");
+    let sizes = match (
+        r.get("s4.blackhole.size_bytes.certinel"),
+        r.get("s4.good.size_bytes.certinel"),
+    ) {
+        (Some(a), Some(b)) => format!("; the exposition is {:.1} × larger", a.median / b.median),
+        _ => String::new(),
+    };
+    r.info(
+        "stall: scrape p99 vs good targets only (informative: the failing targets add series)",
+        v.map_or("n/a".into(), |x| format!("{:+.1} %{sizes}", x * 100.0)),
+    );
+    let limit: f64 = m("stall_late_after").parse().unwrap_or(f64::NAN);
+    let v = r.get("s4.blackhole.max_age.certinel").map(|s| s.max);
+    r.verdict(
+        &format!(
+            "stall: black holes never delay a good target past its interval (max age ≤ {limit:.1} s = interval + 10 % jitter + 1 s sampling)"
+        ),
+        v.map_or("n/a".into(), |x| format!("worst {x:.1} s")),
+        v.map(|x| x <= limit),
+    );
+
+    let mut head = String::new();
+    head.push_str("## Targets (issue #6)\n\n| target | measured | verdict |\n|---|---|---|\n");
+    for (t, m, p, _) in &r.verdicts {
+        if p == "info" {
+            let _ = writeln!(head, "| {t} | {m} | info |");
+        } else {
+            let _ = writeln!(head, "| {t} | {m} | **{p}** |");
+        }
+    }
+    if mode == "smoke" {
+        head.push_str("\n(smoke mode: verdicts are informative only)\n");
+    }
+    head.push('\n');
+    // Targets right after the machine facts.
+    let split = r.out.find("## 1.").unwrap_or(r.out.len());
+    r.out.insert_str(split, &head);
+
+    if let Some(notes) = notes {
+        if let Ok(text) = std::fs::read_to_string(notes) {
+            r.out.push_str(&text);
+            if !text.ends_with('\n') {
+                r.out.push('\n');
+            }
+        }
+    }
+    r.out.push_str("\n## Raw samples\n\n```\n");
+    for (k, v) in &r.data {
+        let values: Vec<String> = v.iter().map(|x| fmt_num(*x)).collect();
+        let _ = writeln!(r.out, "{k}: {}", values.join(" "));
+    }
+    r.out.push_str("```\n");
+    std::fs::write(out, &r.out)?;
+    eprintln!("bench_tool: wrote {}", out.display());
+    Ok(())
+}
