@@ -262,11 +262,11 @@ fn reload_while_probes_are_in_flight() {
     assert!(daemon.is_running());
 }
 
-#[test]
-fn server_serving_an_older_certificate_than_its_file_is_restart_pending() {
-    let tmp = tempfile::tempdir().unwrap();
+/// Writes `ca.crt` into `dir` and issues a certificate and its renewal
+/// (a later NotBefore), as cert-manager would.
+fn old_and_renewed(dir: &Path) -> (Minted, Minted) {
     let ca = Ca::new("rotation CA");
-    write(tmp.path(), "ca.crt", &ca.cert.cert_pem);
+    write(dir, "ca.crt", &ca.cert.cert_pem);
     let old = ca.issue(&Leaf {
         not_before: now() - 20 * DAY,
         ..Leaf::server("svc", 10)
@@ -275,6 +275,13 @@ fn server_serving_an_older_certificate_than_its_file_is_restart_pending() {
         not_before: now() - 3600,
         ..Leaf::server("svc", 90)
     });
+    (old, new)
+}
+
+#[test]
+fn server_serving_an_older_certificate_than_its_file_is_restart_pending() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (old, new) = old_and_renewed(tmp.path());
     let file = write(tmp.path(), "tls/tls.crt", &old.cert_pem);
     let server = tls_server(&old, &ServerOptions::default());
     let addr = server.addr;
@@ -316,16 +323,7 @@ fn server_serving_an_older_certificate_than_its_file_is_restart_pending() {
 #[test]
 fn file_older_than_the_served_certificate_is_not_restart_pending() {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = Ca::new("rotation CA");
-    write(tmp.path(), "ca.crt", &ca.cert.cert_pem);
-    let old = ca.issue(&Leaf {
-        not_before: now() - 20 * DAY,
-        ..Leaf::server("svc", 10)
-    });
-    let new = ca.issue(&Leaf {
-        not_before: now() - 3600,
-        ..Leaf::server("svc", 90)
-    });
+    let (old, new) = old_and_renewed(tmp.path());
     // The server already runs the new certificate; the file lags behind
     // (kubelet has not synced the secret yet).
     write(tmp.path(), "tls.crt", &old.cert_pem);
