@@ -2,14 +2,16 @@
 //!
 //! The pipeline, one module per stage:
 //! [`config`] → [`scheduler`] → [`sources`] (files, TLS endpoints) →
-//! [`snapshot`] → [`collector`] → [`server`]. Certificates become facts in
-//! [`cert`], which both sources share.
+//! [`snapshot`] → [`collector`] → [`exposition`] (the shared render
+//! cache) → [`server`]. Certificates become facts in [`cert`], which both
+//! sources share.
 
 pub mod cert;
 pub mod check;
 pub mod cli;
 pub mod collector;
 pub mod config;
+pub mod exposition;
 pub mod logging;
 pub mod reload;
 pub mod rotation;

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -11,32 +10,26 @@ use axum::Router;
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::collector;
+use crate::exposition::{Exposition, Format};
 use crate::reload::ReloadRequest;
 use crate::snapshot::Store;
 
 /// What the handlers share.
 #[derive(Debug)]
 pub struct AppState {
-    registry: Arc<Registry>,
     store: Arc<Store>,
     /// Where `POST /-/reload` sends its request; `None` refuses reloads.
     reload: Option<mpsc::Sender<ReloadRequest>>,
-    /// The last rendered exposition. Scrapes in the same second of the same
-    /// snapshot share it: eight concurrent scrapers of 10 000 certificates
-    /// cost one render, not eight. Held across the render (a tokio mutex),
-    /// so concurrent scrapers wait for it instead of rendering too.
-    cache: tokio::sync::Mutex<Option<Rendered>>,
+    exposition: Arc<Exposition>,
 }
 
 impl AppState {
     /// State for [`router`].
     pub fn new(registry: Arc<Registry>, store: Arc<Store>) -> AppState {
         AppState {
-            registry,
+            exposition: Arc::new(Exposition::new(registry, store.clone())),
             store,
             reload: None,
-            cache: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -68,75 +61,35 @@ pub fn health_router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// One rendered exposition, in both formats (the second on demand).
-#[derive(Debug)]
-struct Rendered {
-    /// (store generation, Unix second) it was rendered for.
-    key: (u64, u64),
-    openmetrics: Bytes,
-    prometheus_text: Option<Bytes>,
-}
-
 /// Serves OpenMetrics to clients that ask for it (Prometheus does), and
 /// Prometheus text format 0.0.4 to everyone else (curl, older scrapers).
-///
-/// The body is rendered at most once per second per snapshot: values that
-/// depend on the clock (`x509_cert_expired`, the relative metrics) have
-/// one-second resolution anyway, and `process_*` may be a second old.
+/// The body comes from the shared render cache ([`Exposition`]).
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let wants_openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/openmetrics-text"));
-    let second = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let key = (state.store.generation(), second);
-    let mut cache = state.cache.lock().await;
-    let rendered = match cache.take() {
-        Some(r) if r.key == key => r,
-        previous => {
-            let capacity = previous.map_or(4096, |p| p.openmetrics.len() + 1024);
-            let mut body = String::with_capacity(capacity);
-            if let Err(e) = collector::encode(&state.registry, &mut body) {
-                tracing::error!(error = %e, "encoding metrics failed");
-                return (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "encoding metrics failed\n",
-                )
-                    .into_response();
-            }
-            Rendered {
-                key,
-                openmetrics: Bytes::from(body),
-                prometheus_text: None,
-            }
+    let format = if wants_openmetrics {
+        Format::OpenMetrics
+    } else {
+        Format::PrometheusText
+    };
+    let body = match state.exposition.current().await {
+        Ok(rendered) => rendered.body(format).await,
+        Err(e) => Err(e),
+    };
+    match body {
+        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering /metrics failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "encoding metrics failed\n",
+            )
+                .into_response()
         }
-    };
-    let (content_type, body) = if wants_openmetrics {
-        (collector::CONTENT_TYPE, rendered.openmetrics.clone())
-    } else {
-        let om = &rendered.openmetrics;
-        let text = match &rendered.prometheus_text {
-            Some(text) => text.clone(),
-            None => Bytes::from(collector::to_prometheus_text(
-                std::str::from_utf8(om).unwrap_or_default(),
-            )),
-        };
-        (collector::PROMETHEUS_TEXT_CONTENT_TYPE, text)
-    };
-    let prometheus_text = if wants_openmetrics {
-        rendered.prometheus_text
-    } else {
-        Some(body.clone())
-    };
-    *cache = Some(Rendered {
-        prometheus_text,
-        ..rendered
-    });
-    drop(cache);
-    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    }
 }
 
 async fn healthy() -> &'static str {
@@ -230,6 +183,7 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collector;
     use crate::config::Config;
     use axum::body::Body;
     use axum::http::Request;
