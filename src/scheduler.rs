@@ -3,10 +3,16 @@
 //!
 //! Every task runs at once at start, then again after its interval with
 //! ±10 % jitter, so a thousand targets drift apart instead of firing
-//! together. A global semaphore bounds the probes (and file passes) in
-//! flight; the per-probe deadline lives in [`tls::probe`]. A slow or dead
-//! target only ever holds its own task and one permit. File sources also
-//! run when the [`watch`](crate::watch) module sees their files change.
+//! together. Semaphores bound the probes (and file passes) in flight; the
+//! per-probe deadline lives in [`tls::probe`]. A slow or dead target only
+//! ever holds its own task and one permit. File sources also run when the
+//! [`watch`](crate::watch) module sees their files change.
+//!
+//! Permits come from two lanes of `global.concurrency` each: a target whose
+//! previous probe ran into its deadline draws from the slow lane, every
+//! other one (and every file pass) from the main lane. A thousand black
+//! holes then queue only behind each other, and a target that answered
+//! last time never waits for one that did not.
 //!
 //! On reload, a task whose source settings and target are unchanged keeps
 //! running — and keeps its results — while removed ones are cancelled and
@@ -67,12 +73,40 @@ pub struct ReloadSummary {
     pub stopped: usize,
 }
 
+/// The two bulkheads probes draw permits from, `global.concurrency` each,
+/// so at most twice that many probes are in flight. Every target starts in
+/// the main lane; a probe that ran into its deadline sends the target's
+/// next probe to the slow lane, and one that did not brings it back.
+///
+/// The slow lane is a full pool of its own rather than a share of the main
+/// one: live targets keep every main permit however many targets are dead,
+/// and the dead ones are not probed less often than with a single pool.
+#[derive(Debug, Clone)]
+struct Lanes {
+    /// Targets that answered last time (or were never probed), and file
+    /// passes.
+    main: Arc<Semaphore>,
+    /// Targets whose previous probe timed out.
+    slow: Arc<Semaphore>,
+}
+
+impl Lanes {
+    fn new(concurrency: usize) -> Lanes {
+        Lanes {
+            main: Arc::new(Semaphore::new(concurrency)),
+            slow: Arc::new(Semaphore::new(concurrency)),
+        }
+    }
+}
+
 /// The running sources.
 #[derive(Debug)]
 pub struct Scheduler {
     store: Arc<Store>,
-    permits: Arc<Semaphore>,
-    concurrency: usize,
+    lanes: Lanes,
+    /// Permits of the main and the slow lane: after a lowered limit they
+    /// can differ until the probes holding permits finish.
+    concurrency: [usize; 2],
     tracker: TaskTracker,
     cancel: CancellationToken,
     tasks: HashMap<TaskKey, Task>,
@@ -85,8 +119,8 @@ impl Scheduler {
     /// with ([`Store::new`]). Tasks stop when `cancel` fires.
     pub fn start(config: &Config, store: Arc<Store>, cancel: CancellationToken) -> Scheduler {
         let mut scheduler = Scheduler {
-            permits: Arc::new(Semaphore::new(config.global.concurrency)),
-            concurrency: config.global.concurrency,
+            lanes: Lanes::new(config.global.concurrency),
+            concurrency: [config.global.concurrency; 2],
             tracker: TaskTracker::new(),
             cancel,
             tasks: HashMap::new(),
@@ -261,23 +295,9 @@ impl Scheduler {
     }
 
     fn resize(&mut self, concurrency: usize) {
-        if concurrency > self.concurrency {
-            self.permits.add_permits(concurrency - self.concurrency);
-            self.concurrency = concurrency;
-        } else if concurrency < self.concurrency {
-            // Only free permits can be forgotten; with probes in flight the
-            // limit comes down as far as it can now, and the next reload
-            // takes it the rest of the way.
-            let forgotten = self.permits.forget_permits(self.concurrency - concurrency);
-            self.concurrency -= forgotten;
-            if self.concurrency > concurrency {
-                tracing::info!(
-                    wanted = concurrency,
-                    now = self.concurrency,
-                    "concurrency lowered only partly: probes are in flight"
-                );
-            }
-        }
+        let [main, slow] = &mut self.concurrency;
+        resize_lane(&self.lanes.main, main, concurrency, "main");
+        resize_lane(&self.lanes.slow, slow, concurrency, "slow");
     }
 
     fn rewatch(&mut self) {
@@ -303,7 +323,7 @@ impl Scheduler {
             id,
             source.clone(),
             self.store.clone(),
-            self.permits.clone(),
+            self.lanes.main.clone(),
             poke.clone(),
             cancel.clone(),
         ));
@@ -337,7 +357,7 @@ impl Scheduler {
             index,
             source.clone(),
             self.store.clone(),
-            self.permits.clone(),
+            self.lanes.clone(),
             cancel.clone(),
         ));
         self.tasks.insert(
@@ -356,11 +376,35 @@ impl Scheduler {
     }
 }
 
+/// Brings `permits`, which holds `current` permits, to `wanted`.
+fn resize_lane(permits: &Semaphore, current: &mut usize, wanted: usize, lane: &str) {
+    if wanted > *current {
+        permits.add_permits(wanted - *current);
+        *current = wanted;
+    } else if wanted < *current {
+        // Only free permits can be forgotten; with probes in flight the
+        // limit comes down as far as it can now, and the next reload takes
+        // it the rest of the way.
+        *current -= permits.forget_permits(*current - wanted);
+        if *current > wanted {
+            tracing::info!(
+                lane,
+                wanted,
+                now = *current,
+                "concurrency lowered only partly: probes are in flight"
+            );
+        }
+    }
+}
+
 /// Runs every source exactly once, under the same concurrency limit and
 /// deadlines as the daemon, and returns when all results are in `store`
 /// (laid out for `config` by [`Store::new`]). This is `certinel check`.
+///
+/// Nothing is known about a target before its one probe, so every probe
+/// draws from the main lane, as a first round in the daemon does.
 pub async fn run_once(config: &Config, store: Arc<Store>) {
-    let permits = Arc::new(Semaphore::new(config.global.concurrency));
+    let lanes = Lanes::new(config.global.concurrency);
     let snapshot = store.load();
     let mut ids = snapshot.sources.iter();
     let mut work = tokio::task::JoinSet::new();
@@ -370,7 +414,7 @@ pub async fn run_once(config: &Config, store: Arc<Store>) {
             state.id,
             Arc::new(source.clone()),
             store.clone(),
-            permits.clone(),
+            lanes.main.clone(),
         );
         work.spawn(async move {
             file_pass(id, &source, &store, &permits, &mut FileState::default()).await;
@@ -383,11 +427,11 @@ pub async fn run_once(config: &Config, store: Arc<Store>) {
         };
         let source = Arc::new(source.clone());
         for (index, target_id) in results.ids.iter().enumerate() {
-            let (source, store, permits) = (source.clone(), store.clone(), permits.clone());
+            let (source, store, lanes) = (source.clone(), store.clone(), lanes.clone());
             let slot = (state.id, *target_id);
             work.spawn(async move {
                 let mut last = ProbeMemory::default();
-                target_probe(slot, index, &source, &store, &permits, &mut last).await;
+                target_probe(slot, index, &source, &store, &lanes, &mut last).await;
             });
         }
     }
@@ -491,11 +535,15 @@ fn log_file_changes(source: &str, scan: &FileScan, last: &mut HashMap<PathBuf, F
     *last = now;
 }
 
-/// What a target's task remembers between probes, to log changes only.
+/// What a target's task remembers between probes: the last outcome, to
+/// log changes only and to pick the lane of the next probe.
 #[derive(Default)]
 struct ProbeMemory {
     errors: HashMap<String, TlsErrorReason>,
     restart_pending: HashMap<String, bool>,
+    /// The last probe ran into its deadline: the next one goes to the slow
+    /// lane.
+    timed_out: bool,
 }
 
 /// Probes one target once (and reads its `expect_file`), then publishes.
@@ -504,17 +552,33 @@ async fn target_probe(
     index: usize,
     source: &EndpointSourceConfig,
     store: &Store,
-    permits: &Semaphore,
+    lanes: &Lanes,
     memory: &mut ProbeMemory,
 ) {
     let Some(target) = source.targets.get(index) else {
         return;
     };
-    let Ok(permit) = permits.acquire().await else {
+    let lane = if memory.timed_out {
+        &lanes.slow
+    } else {
+        &lanes.main
+    };
+    let Ok(permit) = lane.acquire().await else {
         return;
     };
+    let started = Instant::now();
     let addresses = tls::probe(target, &source.tls, source.starttls, source.timeout).await;
     drop(permit);
+    let timed_out = ran_into_deadline(&addresses, started.elapsed(), source.timeout);
+    if timed_out != memory.timed_out {
+        tracing::debug!(
+            source = %source.name,
+            target = %target.target,
+            lane = if timed_out { "slow" } else { "main" },
+            "target changes lanes"
+        );
+        memory.timed_out = timed_out;
+    }
     let expected = match &target.expect_file {
         Some(path) => {
             let (path, cap) = (path.clone(), source.max_file_size);
@@ -543,13 +607,25 @@ async fn target_loop(
     index: usize,
     source: Arc<EndpointSourceConfig>,
     store: Arc<Store>,
-    permits: Arc<Semaphore>,
+    lanes: Lanes,
     cancel: CancellationToken,
 ) {
     let mut memory = ProbeMemory::default();
     loop {
+        // A task is sized for its largest state, and the probe in flight
+        // (resolver, TLS session, handshake) dwarfs everything else. Boxed,
+        // it costs its bytes only while it runs; the task spends nearly all
+        // its life asleep, and there is one per target.
+        let probe = Box::pin(target_probe(
+            slot,
+            index,
+            &source,
+            &store,
+            &lanes,
+            &mut memory,
+        ));
         tokio::select! {
-            _ = target_probe(slot, index, &source, &store, &permits, &mut memory) => {}
+            _ = probe => {}
             _ = cancel.cancelled() => return,
         }
         tokio::select! {
@@ -557,6 +633,20 @@ async fn target_loop(
             _ = cancel.cancelled() => return,
         }
     }
+}
+
+/// Whether a probe held its permit until its deadline. Every `timeout`
+/// counts: our own deadline, and the kernel giving up on a connect or a
+/// read (`ETIMEDOUT`, after minutes of retransmissions). A lookup that
+/// ran out the deadline is reported as `dns`, so the time taken decides
+/// too. Any one address is enough: the probe waits for all of them.
+fn ran_into_deadline(addresses: &[AddressReport], took: Duration, timeout: Duration) -> bool {
+    took >= timeout
+        || addresses.iter().any(|r| {
+            r.error
+                .as_ref()
+                .is_some_and(|e| e.reason == TlsErrorReason::Timeout)
+        })
 }
 
 /// Logs addresses going bad (warn) and recovering (info); repeats stay
@@ -631,8 +721,53 @@ fn log_rotation(
 
 #[cfg(test)]
 mod tests {
-    use super::jittered;
-    use std::time::Duration;
+    use super::{jittered, ran_into_deadline};
+    use crate::sources::tls::{AddressReport, ProbeError, TlsErrorReason};
+    use std::time::{Duration, SystemTime};
+
+    fn report(reason: Option<TlsErrorReason>) -> AddressReport {
+        AddressReport {
+            address: "127.0.0.1:443".to_owned(),
+            chain: Vec::new(),
+            error: reason.map(|reason| ProbeError {
+                reason,
+                detail: String::new(),
+            }),
+            negotiated: None,
+            duration: Duration::ZERO,
+            probed_at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn any_timed_out_address_sends_the_target_to_the_slow_lane() {
+        let (quick, timeout) = (Duration::from_millis(5), Duration::from_secs(10));
+        let mixed = [report(None), report(Some(TlsErrorReason::Timeout))];
+        assert!(ran_into_deadline(&mixed, quick, timeout));
+    }
+
+    #[test]
+    fn quick_failures_and_successes_stay_in_the_main_lane() {
+        let (quick, timeout) = (Duration::from_millis(5), Duration::from_secs(10));
+        for reason in [
+            None,
+            Some(TlsErrorReason::Refused),
+            Some(TlsErrorReason::Dns),
+            Some(TlsErrorReason::Expired),
+        ] {
+            assert!(
+                !ran_into_deadline(&[report(reason)], quick, timeout),
+                "{reason:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_lookup_that_ran_out_the_deadline_counts_as_timed_out() {
+        let timeout = Duration::from_secs(10);
+        let dns = [report(Some(TlsErrorReason::Dns))];
+        assert!(ran_into_deadline(&dns, timeout, timeout));
+    }
 
     #[test]
     fn jitter_stays_within_ten_percent() {

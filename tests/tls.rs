@@ -403,19 +403,6 @@ async fn unresolvable_name_is_dns() {
     assert_eq!(reports[0].address, "");
 }
 
-/// Runs a blocking rustls server handshake on an already-upgraded socket.
-fn finish_tls(mut stream: TcpStream, leaf: &Minted) {
-    let config = server_config(leaf, &ServerOptions::default());
-    let mut conn = rustls::ServerConnection::new(config).unwrap();
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    while conn.is_handshaking() {
-        if conn.complete_io(&mut stream).is_err() {
-            return;
-        }
-    }
-    let _ = conn.complete_io(&mut stream);
-}
-
 fn read_line(stream: &mut TcpStream) -> String {
     let mut line = Vec::new();
     let mut b = [0u8; 1];

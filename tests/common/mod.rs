@@ -310,6 +310,20 @@ pub fn raw_server(handle: impl Fn(std::net::TcpStream) + Send + Sync + 'static) 
     addr
 }
 
+/// Runs a blocking rustls server handshake serving `leaf` on `stream`
+/// (fresh, or already upgraded by a STARTTLS exchange).
+pub fn finish_tls(mut stream: TcpStream, leaf: &Minted) {
+    let config = server_config(leaf, &ServerOptions::default());
+    let mut conn = rustls::ServerConnection::new(config).unwrap();
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    while conn.is_handshaking() {
+        if conn.complete_io(&mut stream).is_err() {
+            return;
+        }
+    }
+    let _ = conn.complete_io(&mut stream);
+}
+
 /// A loopback port with nothing listening.
 pub fn closed_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
