@@ -26,15 +26,15 @@ fn facts(i: usize) -> CertFacts {
     CertFacts {
         not_before: 1_700_000_000 + i as i64,
         not_after: 1_800_000_000 + 86_400 * (i as i64 % 700),
-        serial_number: format!("{}", 0x0123_4567_89ab_cdef_u64.wrapping_mul(i as u64 + 1)),
+        serial_number: format!("{}", 0x0123_4567_89ab_cdef_u64.wrapping_mul(i as u64 + 1)).into(),
         subject: NameFields {
-            cn: format!("svc-{i:05}.bench.test"),
-            o: "certinel bench".to_owned(),
+            cn: format!("svc-{i:05}.bench.test").into(),
+            o: "certinel bench".into(),
             ..NameFields::default()
         },
         issuer: NameFields {
-            cn: "certinel bench intermediate".to_owned(),
-            o: "certinel bench".to_owned(),
+            cn: "certinel bench intermediate".into(),
+            o: "certinel bench".into(),
             ..NameFields::default()
         },
     }
@@ -54,7 +54,7 @@ fn store_with(certs: usize) -> Arc<Store> {
                 i % 100
             ));
             let report = FileReport {
-                certs: vec![facts(i)],
+                certs: vec![Arc::new(facts(i))],
                 error: None,
             };
             (path, Arc::new(report))

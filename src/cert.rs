@@ -1,15 +1,29 @@
-//! X.509 → the facts certinel exports. Pure functions, no I/O.
+//! X.509 → the facts certinel exports. No I/O.
 //!
 //! Both sources (files and TLS endpoints) hand raw bytes to this module and
 //! get back [`CertFacts`], so a certificate is described the same way
 //! wherever it was seen.
+//!
+//! Facts are shared, not copied: the same intermediate served by a thousand
+//! endpoints, or the same CA in many bundles, is parsed once and stored
+//! once. A process-wide table maps the SHA-256 of each DER to the facts
+//! handed out for it, holding them weakly so that the facts of a
+//! certificate nobody tracks any more are freed.
 
+use std::collections::hash_map::{Entry, HashMap};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
+
+use ring::digest::{self, SHA256, SHA256_OUTPUT_LEN};
 use rustls::pki_types::pem::{self, PemObject, SectionKind};
 use x509_parser::asn1_rs::Tag;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
 /// The facts about one certificate that end up as labels and values.
+///
+/// Text fields are `Box<str>` rather than `String`: they never change after
+/// parsing, and a `Box<str>` is 8 bytes smaller, sized exactly, and does
+/// not allocate when empty (as most name attributes are).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertFacts {
     /// NotBefore, Unix seconds.
@@ -17,7 +31,7 @@ pub struct CertFacts {
     /// NotAfter, Unix seconds.
     pub not_after: i64,
     /// Serial number in decimal, as x509-certificate-exporter writes it.
-    pub serial_number: String,
+    pub serial_number: Box<str>,
     /// Selected subject attributes.
     pub subject: NameFields,
     /// Selected issuer attributes.
@@ -30,17 +44,17 @@ pub struct CertFacts {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NameFields {
     /// commonName (the last one, as Go's `pkix.Name` picks it).
-    pub cn: String,
+    pub cn: Box<str>,
     /// organizationName.
-    pub o: String,
+    pub o: Box<str>,
     /// organizationalUnitName.
-    pub ou: String,
+    pub ou: Box<str>,
     /// countryName.
-    pub c: String,
+    pub c: Box<str>,
     /// stateOrProvinceName.
-    pub st: String,
+    pub st: Box<str>,
     /// localityName.
-    pub l: String,
+    pub l: Box<str>,
 }
 
 /// Why bytes could not be turned into certificates.
@@ -61,7 +75,14 @@ pub enum DecodeError {
 }
 
 /// Parses one DER-encoded certificate.
-pub fn parse_der(der: &[u8]) -> Result<CertFacts, DecodeError> {
+///
+/// Identical bytes yield the same `Arc` for as long as any holder keeps it:
+/// a certificate seen before is looked up, not parsed again.
+pub fn parse_der(der: &[u8]) -> Result<Arc<CertFacts>, DecodeError> {
+    INTERNED.parse(der)
+}
+
+fn parse_uncached(der: &[u8]) -> Result<CertFacts, DecodeError> {
     let (rest, cert) =
         X509Certificate::from_der(der).map_err(|e| DecodeError::DecodeFailed(e.to_string()))?;
     if !rest.is_empty() {
@@ -82,7 +103,7 @@ pub fn parse_der(der: &[u8]) -> Result<CertFacts, DecodeError> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Bundle {
     /// Certificates in file order (`chain_index` = position in this vector).
-    pub certs: Vec<CertFacts>,
+    pub certs: Vec<Arc<CertFacts>>,
     /// The first decoding problem, if any.
     pub error: Option<DecodeError>,
 }
@@ -162,7 +183,7 @@ fn facts(cert: &X509Certificate<'_>) -> CertFacts {
     CertFacts {
         not_before: validity.not_before.timestamp(),
         not_after: validity.not_after.timestamp(),
-        serial_number: cert.tbs_certificate.serial.to_string(),
+        serial_number: cert.tbs_certificate.serial.to_string().into(),
         subject: name_fields(cert.subject()),
         issuer: name_fields(cert.issuer()),
     }
@@ -173,7 +194,7 @@ fn name_fields(name: &X509Name<'_>) -> NameFields {
         cn: name
             .iter_common_name()
             .last()
-            .map(attr_string)
+            .map(|attr| attr_string(attr).into())
             .unwrap_or_default(),
         o: join(name.iter_organization()),
         ou: join(name.iter_organizational_unit()),
@@ -183,15 +204,18 @@ fn name_fields(name: &X509Name<'_>) -> NameFields {
     }
 }
 
-fn join<'a, 'b: 'a>(values: impl Iterator<Item = &'a AttributeTypeAndValue<'b>>) -> String {
-    let mut out = String::new();
-    for (i, v) in values.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&attr_string(v));
+fn join<'a, 'b: 'a>(values: impl Iterator<Item = &'a AttributeTypeAndValue<'b>>) -> Box<str> {
+    let mut values = values.map(attr_string);
+    // Start from the first value so the common single-valued attribute is
+    // already exactly sized and boxing it does not reallocate.
+    let Some(mut out) = values.next() else {
+        return Box::default();
+    };
+    for v in values {
+        out.push(',');
+        out.push_str(&v);
     }
-    out
+    out.into_boxed_str()
 }
 
 /// Decodes any of the string types found in real certificates. Unknown or
@@ -220,6 +244,92 @@ fn attr_string(attr: &AttributeTypeAndValue<'_>) -> String {
             .collect(),
         // T61/Teletex and friends: in practice Latin-1.
         _ => data.iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
+/// The process-wide table behind [`parse_der`].
+static INTERNED: LazyLock<Interner> = LazyLock::new(|| Interner::new(SWEEP_FLOOR));
+
+/// Dead entries are swept once the table has doubled since the last sweep,
+/// but never below this size, so a small table is not swept on every miss.
+const SWEEP_FLOOR: usize = 64;
+
+type Fingerprint = [u8; SHA256_OUTPUT_LEN];
+
+/// Facts by the SHA-256 of their DER, held weakly: the table never keeps
+/// a certificate alive, it only lets a second holder find the first one's.
+struct Interner {
+    table: Mutex<Table>,
+}
+
+struct Table {
+    facts: HashMap<Fingerprint, Weak<CertFacts>>,
+    /// Size after the last sweep; the next one is due at twice this.
+    swept_at: usize,
+    floor: usize,
+}
+
+impl Interner {
+    fn new(floor: usize) -> Interner {
+        Interner {
+            table: Mutex::new(Table {
+                facts: HashMap::new(),
+                swept_at: floor,
+                floor,
+            }),
+        }
+    }
+
+    fn parse(&self, der: &[u8]) -> Result<Arc<CertFacts>, DecodeError> {
+        let mut key: Fingerprint = [0; SHA256_OUTPUT_LEN];
+        key.copy_from_slice(digest::digest(&SHA256, der).as_ref());
+        let seen = self.lock().facts.get(&key).and_then(Weak::upgrade);
+        if let Some(facts) = seen {
+            return Ok(facts);
+        }
+        // Parsed outside the lock so probes finishing together do not queue
+        // behind each other's parsing. Only successes are kept: a failure
+        // costs a parse each time, as before.
+        let facts = Arc::new(parse_uncached(der)?);
+        Ok(self.lock().insert(key, facts))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // Every update leaves the map consistent, so a panic elsewhere while
+        // the lock was held is no reason to stop decoding certificates.
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Table {
+    /// Stores `facts` under `key` and returns what holders should share:
+    /// the facts already there if another thread parsed the same bytes
+    /// meanwhile, else `facts`.
+    fn insert(&mut self, key: Fingerprint, facts: Arc<CertFacts>) -> Arc<CertFacts> {
+        match self.facts.entry(key) {
+            Entry::Occupied(mut slot) => {
+                if let Some(live) = slot.get().upgrade() {
+                    return live;
+                }
+                slot.insert(Arc::downgrade(&facts));
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(Arc::downgrade(&facts));
+                if self.facts.len() >= 2 * self.swept_at {
+                    self.sweep();
+                }
+            }
+        }
+        facts
+    }
+
+    /// Drops the entries of certificates no one holds any more. Run when
+    /// the table has doubled, this costs O(1) amortised per insert and
+    /// keeps the table within twice the live certificates (or the floor).
+    fn sweep(&mut self) {
+        self.facts.retain(|_, facts| facts.strong_count() > 0);
+        self.swept_at = self.facts.len().max(self.floor);
+        self.facts.shrink_to(2 * self.swept_at);
     }
 }
 
@@ -256,10 +366,11 @@ mod tests {
         let facts = parse_der(&cert_der("svc", (2030, 6, 1))).unwrap();
         assert_eq!(facts.not_after, 1_906_502_400); // 2030-06-01T00:00:00Z
         assert_eq!(facts.not_before, 1_704_153_600); // 2024-01-02T00:00:00Z
-        assert_eq!(facts.serial_number, "256");
-        assert_eq!(facts.subject.cn, "svc");
-        assert_eq!(facts.subject.o, "Acme");
-        assert_eq!(facts.issuer.cn, "svc");
+        assert_eq!(&*facts.serial_number, "256");
+        assert_eq!(&*facts.subject.cn, "svc");
+        assert_eq!(&*facts.subject.o, "Acme");
+        assert_eq!(&*facts.subject.ou, "");
+        assert_eq!(&*facts.issuer.cn, "svc");
     }
 
     #[test]
@@ -271,7 +382,7 @@ mod tests {
         );
         let bundle = decode_bundle(text.as_bytes());
         assert_eq!(bundle.error, None);
-        let cns: Vec<_> = bundle.certs.iter().map(|c| c.subject.cn.as_str()).collect();
+        let cns: Vec<_> = bundle.certs.iter().map(|c| &*c.subject.cn).collect();
         assert_eq!(cns, ["first", "second"]);
     }
 
@@ -321,5 +432,59 @@ mod tests {
             decode_bundle(b"").error,
             Some(DecodeError::NoCertificateFound)
         );
+    }
+
+    #[test]
+    fn identical_certificates_share_one_facts() {
+        let c = cert("shared", (2030, 1, 1));
+        let first = parse_der(c.der()).unwrap();
+        assert!(Arc::ptr_eq(&first, &parse_der(c.der()).unwrap()));
+        let bundle = decode_bundle(format!("{}{}", c.pem(), c.pem()).as_bytes());
+        assert_eq!(bundle.error, None);
+        assert_eq!(bundle.certs.len(), 2);
+        assert!(bundle.certs.iter().all(|f| Arc::ptr_eq(f, &first)));
+        let der_file = decode_bundle(c.der());
+        assert!(Arc::ptr_eq(&der_file.certs[0], &first));
+    }
+
+    #[test]
+    fn facts_no_one_holds_leave_the_table() {
+        // A table of its own: the process-wide one is shared with tests
+        // running in parallel.
+        let interner = Interner::new(4);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mint = |serial: u8| {
+            let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+            params.serial_number = Some(rcgen::SerialNumber::from_slice(&[serial]));
+            params.self_signed(&key).unwrap().der().to_vec()
+        };
+        let kept_der = mint(0);
+        let kept = interner.parse(&kept_der).unwrap();
+        for serial in 1..=40 {
+            drop(interner.parse(&mint(serial)).unwrap());
+            let len = interner.lock().facts.len();
+            assert!(
+                len <= 2 * 4,
+                "{len} entries after {serial} dropped certificates"
+            );
+        }
+        interner.lock().sweep();
+        assert_eq!(interner.lock().facts.len(), 1);
+        assert!(Arc::ptr_eq(&kept, &interner.parse(&kept_der).unwrap()));
+        drop(kept);
+        interner.lock().sweep();
+        assert_eq!(interner.lock().facts.len(), 0);
+    }
+
+    #[test]
+    fn a_dead_entry_is_parsed_again() {
+        let interner = Interner::new(4);
+        let der = cert_der("again", (2030, 1, 1));
+        let first = interner.parse(&der).unwrap();
+        let facts = (*first).clone();
+        drop(first);
+        let again = interner.parse(&der).unwrap();
+        assert_eq!(*again, facts);
+        assert_eq!(interner.lock().facts.len(), 1);
     }
 }

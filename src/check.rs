@@ -218,9 +218,9 @@ pub fn rows(store: &Store, t: Thresholds, now: SystemTime) -> Vec<Row> {
                     },
                     days_left: Some((c.not_after - now) as f64 / 86_400.0),
                     not_after: Some(c.not_after),
-                    subject_cn: c.subject.cn.clone(),
-                    issuer_cn: c.issuer.cn.clone(),
-                    serial_number: c.serial_number.clone(),
+                    subject_cn: c.subject.cn.to_string(),
+                    issuer_cn: c.issuer.cn.to_string(),
+                    serial_number: c.serial_number.to_string(),
                     chain_index: Some(i),
                     ..place.clone()
                 });

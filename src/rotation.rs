@@ -9,6 +9,7 @@
 //! leaf.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::cert::CertFacts;
 use crate::sources::files::{self, FileError, FileErrorReason};
@@ -19,7 +20,7 @@ pub struct ExpectedFile {
     /// The configured path.
     pub path: PathBuf,
     /// Its first certificate, or why there is none.
-    pub leaf: Result<CertFacts, FileError>,
+    pub leaf: Result<Arc<CertFacts>, FileError>,
 }
 
 /// Reads the leaf of `path` with the file source's safety checks.
@@ -86,7 +87,7 @@ mod tests {
         CertFacts {
             not_before,
             not_after: not_before + 90 * 86_400,
-            serial_number: serial.to_owned(),
+            serial_number: serial.into(),
             subject: NameFields::default(),
             issuer: NameFields::default(),
         }

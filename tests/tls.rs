@@ -86,8 +86,8 @@ async fn valid_chain_reports_facts_and_negotiated_parameters() {
     assert_eq!(r.chain.len(), 2);
     assert_eq!(r.chain[0].not_after, leaf.not_after);
     assert_eq!(r.chain[0].not_before, leaf.not_before);
-    assert_eq!(r.chain[0].subject.cn, "svc.local");
-    assert_eq!(r.chain[1].subject.cn, "certinel test CA");
+    assert_eq!(&*r.chain[0].subject.cn, "svc.local");
+    assert_eq!(&*r.chain[1].subject.cn, "certinel test CA");
     let negotiated = r.negotiated.as_ref().unwrap();
     assert_eq!(negotiated.version, "TLS1.3");
     assert!(
@@ -172,7 +172,7 @@ async fn self_signed_certificate_against_system_roots_is_unknown_ca() {
     );
     let reports = probe_one(&source).await;
     assert_eq!(reason(&reports), Some(TlsErrorReason::UnknownCa));
-    assert_eq!(reports[0].chain[0].subject.cn, "selfie");
+    assert_eq!(&*reports[0].chain[0].subject.cn, "selfie");
 }
 
 #[tokio::test]
@@ -183,7 +183,7 @@ async fn wrong_server_name_is_hostname_mismatch() {
     let source = pki.source_for(server.addr, "server_name: api.example.com\n");
     let reports = probe_one(&source).await;
     assert_eq!(reason(&reports), Some(TlsErrorReason::HostnameMismatch));
-    assert_eq!(reports[0].chain[0].subject.cn, "svc");
+    assert_eq!(&*reports[0].chain[0].subject.cn, "svc");
 }
 
 #[tokio::test]

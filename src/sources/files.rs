@@ -94,7 +94,7 @@ pub struct FileError {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FileReport {
     /// Certificates in file order.
-    pub certs: Vec<CertFacts>,
+    pub certs: Vec<Arc<CertFacts>>,
     /// Set while the file cannot be (fully) used.
     pub error: Option<FileError>,
 }

@@ -128,7 +128,7 @@ pub struct AddressReport {
     /// `ip:port` connected to; `""` when the name did not resolve.
     pub address: String,
     /// The chain as presented, leaf first (empty if none was seen).
-    pub chain: Vec<CertFacts>,
+    pub chain: Vec<Arc<CertFacts>>,
     /// Set when the probe failed, in transport or verification.
     pub error: Option<ProbeError>,
     /// Set when the TLS handshake completed (even if verification failed).
@@ -380,7 +380,7 @@ async fn probe_address(
     let outcome = timeout_at(deadline, handshake(addr, target, starttls, &session)).await;
     let duration = started.elapsed();
     let seen = session.recorder.take();
-    let chain: Vec<CertFacts> = seen
+    let chain: Vec<Arc<CertFacts>> = seen
         .as_ref()
         .map(|s| {
             s.chain
