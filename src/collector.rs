@@ -1,8 +1,11 @@
 //! Renders the snapshot as metrics, per the contract in README.md.
 //!
-//! [`StoreCollector`] runs on every scrape and only reads the snapshot: no
-//! I/O, no parsing, no locks shared with probes. Metric names and help
-//! texts are constants here so the contract has one home in the code.
+//! The collectors only read the snapshot: no I/O, no parsing, no locks
+//! shared with probes. [`StoreCollector`] holds everything that changes
+//! with the snapshot (or at an instant [`valid_until`] names), so it can be
+//! rendered once per snapshot; [`RelativeCollector`] and `process_*` move
+//! with the clock. Metric names and help texts are constants here so the
+//! contract has one home in the code.
 
 mod process;
 
@@ -10,7 +13,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -24,7 +27,7 @@ use prometheus_client::registry::Registry;
 use crate::cert::{CertFacts, NameFields};
 use crate::config::{MetricsSettings, NameAttribute};
 use crate::rotation::{self, Staleness};
-use crate::snapshot::{SourceData, SourceState, Store};
+use crate::snapshot::{Snapshot, SourceData, SourceState, Store};
 use crate::sources::SourceKind;
 
 const NOT_AFTER: &str = "x509_cert_not_after";
@@ -79,12 +82,65 @@ const SERVED_STALE: &str = "certinel_served_cert_stale";
 const SERVED_STALE_HELP: &str =
     "1 when the server presents an older certificate than its expect_file holds (restart pending), 0 otherwise.";
 
-/// Builds the registry served on `/metrics`.
+/// Builds the registry served on `/metrics`: [`snapshot_registry`]'s
+/// families followed by [`clock_registry`]'s.
 pub fn registry(store: Arc<Store>) -> Registry {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(StoreCollector { store }));
+    registry.register_collector(Box::new(StoreCollector {
+        store: store.clone(),
+    }));
+    registry.register_collector(Box::new(RelativeCollector { store }));
     registry.register_collector(Box::new(process::ProcessCollector));
     registry
+}
+
+/// The families that only change when the snapshot does, or at an instant
+/// [`valid_until`] can name: everything per certificate, probe and source.
+/// At 10 000 certificates this is nearly the whole exposition, so
+/// `/metrics` renders it once per snapshot, not once per scrape.
+pub fn snapshot_registry(store: Arc<Store>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(StoreCollector { store }));
+    registry
+}
+
+/// The families that move with the clock every second: the opt-in
+/// relative certificate metrics and `process_*`.
+pub fn clock_registry(store: Arc<Store>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(RelativeCollector { store }));
+    registry.register_collector(Box::new(process::ProcessCollector));
+    registry
+}
+
+/// Until when (exclusive) [`snapshot_registry`]'s output for `snapshot`,
+/// rendered at `now`, stays exact: the next second a certificate's
+/// `x509_cert_expired` flips or a source's `x509_source_up` goes stale.
+/// `None`: nothing in it depends on the clock.
+pub fn valid_until(snapshot: &Snapshot, now: SystemTime) -> Option<SystemTime> {
+    let now_s = unix_seconds(now) as i64;
+    let mut until: Option<SystemTime> = None;
+    let mut consider = |t: SystemTime| {
+        if t > now && until.is_none_or(|u| t < u) {
+            until = Some(t);
+        }
+    };
+    // `x509_cert_expired` is `now_s > not_after`: it flips when the clock
+    // reaches the second after `not_after`.
+    let _ = for_each_cert(&snapshot.sources, &snapshot.metrics, |l| {
+        if l.facts.not_after >= now_s {
+            if let Ok(after) = u64::try_from(l.facts.not_after + 1) {
+                consider(UNIX_EPOCH + Duration::from_secs(after));
+            }
+        }
+        Ok(())
+    });
+    for source in &snapshot.sources {
+        if let Some(flip) = source.up_until() {
+            consider(flip);
+        }
+    }
+    until
 }
 
 /// Encodes the registry as OpenMetrics text.
@@ -376,6 +432,33 @@ fn source_labels(s: &SourceState) -> [(&'static str, &str); 2] {
     [("source_kind", s.kind.as_str()), ("source_name", &s.name)]
 }
 
+/// Renders the opt-in relative certificate metrics, which change every
+/// second.
+#[derive(Debug)]
+pub struct RelativeCollector {
+    store: Arc<Store>,
+}
+
+impl Collector for RelativeCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
+        let snapshot = self.store.load();
+        let (sources, settings) = (snapshot.sources.as_slice(), &snapshot.metrics);
+        if !settings.expose_relative {
+            return Ok(());
+        }
+        let now_s = unix_seconds(SystemTime::now()) as i64;
+        let mut m = enc.encode_descriptor(EXPIRES_IN, EXPIRES_IN_HELP, None, MetricType::Gauge)?;
+        for_each_cert(sources, settings, |l| {
+            gauge(&mut m, l, l.facts.not_after - now_s)
+        })?;
+        let mut m =
+            enc.encode_descriptor(VALID_SINCE, VALID_SINCE_HELP, None, MetricType::Gauge)?;
+        for_each_cert(sources, settings, |l| {
+            gauge(&mut m, l, now_s - l.facts.not_before)
+        })
+    }
+}
+
 impl Collector for StoreCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         let snapshot = self.store.load();
@@ -396,18 +479,6 @@ impl Collector for StoreCollector {
         for_each_cert(sources, settings, |l| {
             gauge(&mut m, l, i64::from(now_s > l.facts.not_after))
         })?;
-        if settings.expose_relative {
-            let mut m =
-                enc.encode_descriptor(EXPIRES_IN, EXPIRES_IN_HELP, None, MetricType::Gauge)?;
-            for_each_cert(sources, settings, |l| {
-                gauge(&mut m, l, l.facts.not_after - now_s)
-            })?;
-            let mut m =
-                enc.encode_descriptor(VALID_SINCE, VALID_SINCE_HELP, None, MetricType::Gauge)?;
-            for_each_cert(sources, settings, |l| {
-                gauge(&mut m, l, now_s - l.facts.not_before)
-            })?;
-        }
 
         // 2. Endpoint probes.
         let mut m = enc.encode_descriptor(

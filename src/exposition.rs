@@ -64,6 +64,25 @@ impl Format {
     }
 }
 
+/// The part of the exposition that only changes with the snapshot (or at
+/// the instant `valid_until`): all per-certificate, per-probe and
+/// per-source families. At 10 000 certificates it is nearly all of the
+/// ~10 MB body, so it is rendered once per snapshot, not once per second.
+#[derive(Debug)]
+struct SnapshotPart {
+    generation: u64,
+    valid_until: Option<SystemTime>,
+    /// OpenMetrics without the closing `# EOF`.
+    openmetrics: Bytes,
+    prometheus_text: OnceCell<Bytes>,
+}
+
+impl SnapshotPart {
+    fn fresh_for(&self, generation: u64, now: SystemTime) -> bool {
+        self.generation == generation && self.valid_until.is_none_or(|until| now < until)
+    }
+}
+
 /// One rendered exposition: OpenMetrics always, the text format when first
 /// asked for (most deployments never do).
 #[derive(Debug)]
@@ -74,6 +93,9 @@ pub struct Rendered {
     second: u64,
     /// When the render started.
     at: Instant,
+    part: Arc<SnapshotPart>,
+    /// The clock-dependent families, OpenMetrics, ending in `# EOF`.
+    clock: Bytes,
     openmetrics: Bytes,
     prometheus_text: OnceCell<Bytes>,
 }
@@ -85,29 +107,54 @@ impl Rendered {
         match format {
             Format::OpenMetrics => Ok(self.openmetrics.clone()),
             Format::PrometheusText => {
-                let om = self.openmetrics.clone();
+                let part = self
+                    .part
+                    .prometheus_text
+                    .get_or_try_init(|| to_text(self.part.openmetrics.clone()))
+                    .await?
+                    .clone();
+                let clock = self.clock.clone();
                 self.prometheus_text
                     .get_or_try_init(|| async move {
-                        tokio::task::spawn_blocking(move || {
-                            Bytes::from(collector::to_prometheus_text(
-                                std::str::from_utf8(&om).unwrap_or_default(),
-                            ))
-                        })
-                        .await
+                        let clock = to_text(clock).await?;
+                        Ok::<_, RenderError>(concat(&part, &clock))
                     })
                     .await
                     .cloned()
-                    .map_err(RenderError::from)
             }
         }
     }
 }
 
-/// The shared render cache for one registry.
+/// Converts OpenMetrics to the text format on the blocking pool.
+async fn to_text(openmetrics: Bytes) -> Result<Bytes, RenderError> {
+    let text = tokio::task::spawn_blocking(move || {
+        collector::to_prometheus_text(std::str::from_utf8(&openmetrics).unwrap_or_default())
+    })
+    .await?;
+    Ok(Bytes::from(text))
+}
+
+fn concat(a: &[u8], b: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    out.extend_from_slice(a);
+    out.extend_from_slice(b);
+    Bytes::from(out)
+}
+
+/// Encodes `registry` as OpenMetrics, reserving `capacity` bytes.
+fn encode(registry: &Registry, capacity: usize) -> Result<String, RenderError> {
+    let mut body = String::with_capacity(capacity);
+    collector::encode(registry, &mut body).map_err(|_| RenderError::Encode)?;
+    Ok(body)
+}
+
+/// The shared render cache for one store.
 #[derive(Debug)]
 pub struct Exposition {
-    registry: Arc<Registry>,
     store: Arc<Store>,
+    snapshot_registry: Arc<Registry>,
+    clock_registry: Arc<Registry>,
     latest: Mutex<Option<Arc<Rendered>>>,
     /// Held while rendering: the single flight.
     rendering: tokio::sync::Mutex<()>,
@@ -116,10 +163,12 @@ pub struct Exposition {
 }
 
 impl Exposition {
-    /// A cache over `registry`, whose data lives in `store`.
-    pub fn new(registry: Arc<Registry>, store: Arc<Store>) -> Exposition {
+    /// A cache over the metrics of `store` ([`collector::snapshot_registry`]
+    /// followed by [`collector::clock_registry`]).
+    pub fn new(store: Arc<Store>) -> Exposition {
         Exposition {
-            registry,
+            snapshot_registry: Arc::new(collector::snapshot_registry(store.clone())),
+            clock_registry: Arc::new(collector::clock_registry(store.clone())),
             store,
             latest: Mutex::new(None),
             rendering: tokio::sync::Mutex::new(()),
@@ -157,23 +206,56 @@ impl Exposition {
             .clone()
     }
 
-    /// Renders the store as it is now and makes that the latest body.
-    /// Callers hold `rendering`.
+    /// Renders the store as it is now and makes that the latest body,
+    /// reusing the snapshot part while it is still exact. Callers hold
+    /// `rendering`.
     async fn render(&self) -> Result<Arc<Rendered>, RenderError> {
-        let (generation, second, at) = (self.store.generation(), unix_second(), Instant::now());
-        let capacity = self.latest().map_or(4096, |p| p.openmetrics.len() + 1024);
-        let registry = self.registry.clone();
-        let body = tokio::task::spawn_blocking(move || {
-            let mut body = String::with_capacity(capacity);
-            collector::encode(&registry, &mut body).map(|()| body)
+        // The generation is read before anything is rendered: if a publish
+        // lands meanwhile, the body is labelled older than it is and the
+        // next scrape renders again, never the other way round.
+        let generation = self.store.generation();
+        let now = SystemTime::now();
+        let at = Instant::now();
+        let previous = self.latest();
+        let reusable = previous
+            .as_ref()
+            .map(|p| p.part.clone())
+            .filter(|part| part.fresh_for(generation, now));
+        let capacity = previous.as_ref().map_or(4096, |p| p.part.openmetrics.len());
+        let (store, snapshot_registry, clock_registry) = (
+            self.store.clone(),
+            self.snapshot_registry.clone(),
+            self.clock_registry.clone(),
+        );
+        let (part, clock, openmetrics) = tokio::task::spawn_blocking(move || {
+            let part = match reusable {
+                Some(part) => part,
+                None => {
+                    let valid_until = collector::valid_until(&store.load(), now);
+                    let mut body = encode(&snapshot_registry, capacity + 1024)?;
+                    if body.ends_with(EOF) {
+                        body.truncate(body.len() - EOF.len());
+                    }
+                    Arc::new(SnapshotPart {
+                        generation,
+                        valid_until,
+                        openmetrics: Bytes::from(body),
+                        prometheus_text: OnceCell::new(),
+                    })
+                }
+            };
+            let clock = Bytes::from(encode(&clock_registry, 8192)?);
+            let openmetrics = concat(&part.openmetrics, &clock);
+            Ok::<_, RenderError>((part, clock, openmetrics))
         })
-        .await?
-        .map_err(|_| RenderError::Encode)?;
+        .await??;
         let rendered = Arc::new(Rendered {
             generation,
-            second,
+            second: unix_second_of(now),
             at,
-            openmetrics: Bytes::from(body),
+            part,
+            clock,
+            openmetrics,
             prometheus_text: OnceCell::new(),
         });
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(rendered.clone());
@@ -202,9 +284,15 @@ impl Exposition {
     }
 }
 
+/// The line that ends an OpenMetrics exposition.
+const EOF: &str = "# EOF\n";
+
 fn unix_second() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
+    unix_second_of(SystemTime::now())
+}
+
+fn unix_second_of(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
@@ -220,8 +308,7 @@ mod tests {
         )
         .unwrap();
         let store = Arc::new(Store::new(&config));
-        let registry = Arc::new(collector::registry(store.clone()));
-        (Arc::new(Exposition::new(registry, store.clone())), store)
+        (Arc::new(Exposition::new(store.clone())), store)
     }
 
     /// Sleeps until the wall clock's sub-second part is at least `at`.
@@ -291,6 +378,71 @@ mod tests {
             body.contains("certinel_source_last_run_timestamp_seconds{source_kind=\"file\""),
             "{body}"
         );
+    }
+
+    fn facts_expiring_at(not_after: i64) -> Arc<crate::cert::CertFacts> {
+        Arc::new(crate::cert::CertFacts {
+            not_before: 0,
+            not_after,
+            serial_number: "1".into(),
+            subject: Default::default(),
+            issuer: Default::default(),
+        })
+    }
+
+    fn publish_cert(store: &Store, not_after: i64) {
+        let report = crate::sources::files::FileReport {
+            certs: vec![facts_expiring_at(not_after)],
+            error: None,
+        };
+        let scan = [(std::path::PathBuf::from("/x.pem"), Arc::new(report))]
+            .into_iter()
+            .collect();
+        store.publish_files(0, scan, Duration::ZERO);
+    }
+
+    fn expired_value(body: &[u8]) -> &str {
+        let body = std::str::from_utf8(body).unwrap();
+        let line = body
+            .lines()
+            .find(|l| l.starts_with("x509_cert_expired{"))
+            .unwrap_or_else(|| panic!("no x509_cert_expired in {body}"));
+        line.rsplit(' ').next().unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_certificate_families_are_rendered_once_per_snapshot() {
+        let (exposition, store) = exposition();
+        publish_cert(&store, i64::MAX / 2);
+        let first = exposition.current().await.unwrap();
+        tokio::time::sleep(STALE_FOR + Duration::from_millis(50)).await;
+        let next = exposition.current().await.unwrap();
+        assert!(
+            next.second > first.second,
+            "a new render for the new second"
+        );
+        assert!(Arc::ptr_eq(&first.part, &next.part), "same snapshot part");
+        assert!(!Arc::ptr_eq(&first, &next));
+    }
+
+    #[tokio::test]
+    async fn a_certificate_passing_not_after_flips_expired_without_a_new_snapshot() {
+        let (exposition, store) = exposition();
+        let now = unix_second() as i64;
+        publish_cert(&store, now + 1);
+        let before = exposition.current().await.unwrap();
+        assert_eq!(expired_value(&before.openmetrics), "0");
+        // Expired once the clock reaches not_after + 1; bounded wait.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now_body = exposition.current().await.unwrap();
+            if expired_value(&now_body.openmetrics) == "1" {
+                assert_eq!(now_body.generation, before.generation);
+                break;
+            }
+            assert!(Instant::now() < deadline, "x509_cert_expired never flipped");
+        }
     }
 
     #[tokio::test]

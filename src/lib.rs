@@ -58,7 +58,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = Arc::new(Store::new(&config));
-    let registry = Arc::new(collector::registry(store.clone()));
     let cancel = CancellationToken::new();
     let scheduler = scheduler::Scheduler::start(&config, store.clone(), cancel.clone());
     if let Some(path) = options.textfile {
@@ -66,7 +65,7 @@ pub async fn run(
         let changes = store.subscribe();
         scheduler.spawn_aux(textfile::run(
             path,
-            registry.clone(),
+            Arc::new(collector::registry(store.clone())),
             changes,
             cancel.clone(),
         ));
@@ -85,7 +84,7 @@ pub async fn run(
         endpoint_sources = config.endpoints.len(),
         "listening"
     );
-    let state = Arc::new(server::AppState::new(registry, store).with_reload(reload_tx));
+    let state = Arc::new(server::AppState::new(store).with_reload(reload_tx));
     let health = options.health.map(|listener| {
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, "health listener");

@@ -7,7 +7,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::exposition::{Exposition, Format};
@@ -25,9 +24,9 @@ pub struct AppState {
 
 impl AppState {
     /// State for [`router`].
-    pub fn new(registry: Arc<Registry>, store: Arc<Store>) -> AppState {
+    pub fn new(store: Arc<Store>) -> AppState {
         AppState {
-            exposition: Arc::new(Exposition::new(registry, store.clone())),
+            exposition: Arc::new(Exposition::new(store.clone())),
             store,
             reload: None,
         }
@@ -183,7 +182,6 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collector;
     use crate::config::Config;
     use axum::body::Body;
     use axum::http::Request;
@@ -200,8 +198,7 @@ mod tests {
         )
         .unwrap();
         let store = Arc::new(Store::new(&config));
-        let registry = collector::registry(store.clone());
-        let app = router(Arc::new(AppState::new(Arc::new(registry), store.clone())));
+        let app = router(Arc::new(AppState::new(store.clone())));
         (app, store)
     }
 

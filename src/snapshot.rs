@@ -134,12 +134,15 @@ impl SourceState {
     /// Whether the source completed a pass recently enough to be trusted:
     /// within two intervals plus one deadline of `now`.
     pub fn is_up(&self, now: SystemTime) -> bool {
-        let Some(pass) = self.last_pass else {
-            return false;
-        };
+        self.up_until().is_some_and(|until| now <= until)
+    }
+
+    /// The instant after which [`is_up`](Self::is_up) turns false unless
+    /// another pass completes; `None` before the first pass.
+    pub fn up_until(&self) -> Option<SystemTime> {
+        let pass = self.last_pass?;
         let grace = self.interval * 2 + self.timeout + Duration::from_secs(1);
-        now.duration_since(pass.finished_at)
-            .map_or(true, |age| age <= grace)
+        pass.finished_at.checked_add(grace)
     }
 }
 
