@@ -108,6 +108,19 @@ enum Command {
         #[arg(long, default_value_t = f64::INFINITY)]
         late_after: f64,
     },
+    /// Serve one fixed body to every GET on 127.0.0.1:`--port` with a
+    /// precomputed HTTP/1.1 response: the floor for the scrape scenario
+    /// (what moving the same bytes to the same load generator costs with
+    /// no exporter logic at all). Runs until killed or `--seconds` pass.
+    ServeStatic {
+        /// The body to serve (an exposition saved from certinel).
+        #[arg(long)]
+        body: PathBuf,
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value_t = 600.0)]
+        seconds: f64,
+    },
     /// Write RESULTS.md from the raw samples.
     Report {
         /// Lines `key<TAB>value`, one per sample (repeated keys = runs).
@@ -170,6 +183,15 @@ fn main() -> std::process::ExitCode {
                 late_after,
             ))
         }),
+        Command::ServeStatic {
+            body,
+            port,
+            seconds,
+        } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(BoxError::from)
+            .and_then(|rt| rt.block_on(serve_static(&body, port, seconds))),
         Command::Report {
             results,
             meta,
@@ -190,6 +212,47 @@ fn current_thread() -> Result<tokio::runtime::Runtime, BoxError> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
+}
+
+async fn serve_static(body: &Path, port: u16, seconds: f64) -> Result<(), BoxError> {
+    let body = std::fs::read(body)?;
+    let mut response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(&body);
+    let response: std::sync::Arc<[u8]> = response.into();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let serve = async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let response = response.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut read = BufReader::new(read);
+                let mut line = String::new();
+                loop {
+                    // Read one request head (up to the blank line), then answer.
+                    let mut head_done = false;
+                    while !head_done {
+                        line.clear();
+                        match read.read_line(&mut line).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => head_done = line == "\r\n" || line == "\n",
+                        }
+                    }
+                    if write.write_all(&response).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs_f64(seconds), serve).await;
+    Ok(())
 }
 
 fn free_port() -> Result<(), BoxError> {
@@ -1019,6 +1082,20 @@ fn report(results: &Path, meta: &Path, notes: Option<&Path>, out: &Path) -> Resu
     );
     r.row("series in the exposition", "s3.series", 1.0, false);
     r.row("RSS after the load, MiB", "s3.rss_kib", MIB, false);
+    for (name, key) in [
+        ("floor: latency p50, ms", "s3.p50_ms.floor"),
+        ("floor: latency p99, ms", "s3.p99_ms.floor"),
+        ("floor: scrapes/s", "s3.rps.floor"),
+    ] {
+        let line = format!("| {name} | {} | n/a |  |\n", r.cell(key, 1.0));
+        r.out.push_str(&line);
+    }
+    r.out.push_str(
+        "\n*Floor*: `bench_tool serve-static` answers every request with the same bytes \
+         (certinel's exposition, saved before the load) from one precomputed HTTP response, \
+         no exporter logic at all, under the same `wrk` load, alternating with certinel's runs. \
+         It is what moving that many bytes to that load generator costs on this machine.\n",
+    );
     r.out.push('\n');
 
     // 4. Stall.
@@ -1122,9 +1199,13 @@ fn report(results: &Path, meta: &Path, notes: Option<&Path>, out: &Path) -> Resu
         v.map(|x| x < 2048.0),
     );
     let v = r.get("s3.p99_ms.certinel").map(|s| s.median);
+    let floor = r.get("s3.p99_ms.floor").map(|s| s.median);
     r.verdict(
         "/metrics at 10 000 certificates: p99 < 50 ms with 8 concurrent scrapers",
-        v.map_or("n/a".into(), |x| format!("{x:.1} ms")),
+        v.map_or("n/a".into(), |x| match floor {
+            Some(f) => format!("{x:.1} ms (floor {f:.1} ms)"),
+            None => format!("{x:.1} ms"),
+        }),
         v.map(|x| x < 50.0),
     );
     let change = |r: &Report, base: &str| match (
