@@ -61,6 +61,11 @@ pub async fn run(
     let registry = Arc::new(collector::registry(store.clone()));
     let cancel = CancellationToken::new();
     let scheduler = scheduler::Scheduler::start(&config, store.clone(), cancel.clone());
+    let (file_sources, endpoint_sources) = (config.files.len(), config.endpoints.len());
+    // The running tasks and the store now share what they need of it, and
+    // a reload re-reads the file: holding the rest for the whole run would
+    // only cost memory.
+    drop(config);
     if let Some(path) = options.textfile {
         tracing::info!(path = %path.display(), "writing textfile");
         let changes = store.subscribe();
@@ -81,8 +86,8 @@ pub async fn run(
     ));
     tracing::info!(
         address = %listener.local_addr()?,
-        file_sources = config.files.len(),
-        endpoint_sources = config.endpoints.len(),
+        file_sources,
+        endpoint_sources,
         "listening"
     );
     let state = Arc::new(server::AppState::new(registry, store).with_reload(reload_tx));
