@@ -146,8 +146,10 @@ pub struct FileSourceConfig {
 pub struct EndpointSourceConfig {
     /// `name`, the `source_name` label.
     pub name: String,
-    /// Targets, duplicates collapsed, in config order.
-    pub targets: Vec<EndpointTarget>,
+    /// Targets, duplicates collapsed, in config order. Shared rather than
+    /// owned: the scheduler's task keys and the snapshot hold the same
+    /// targets, and with thousands of them copies would dominate memory.
+    pub targets: Vec<Arc<EndpointTarget>>,
     /// Effective interval.
     pub interval: Duration,
     /// Effective per-probe deadline.
@@ -354,7 +356,7 @@ impl Config {
             }
             endpoints.push(EndpointSourceConfig {
                 name,
-                targets,
+                targets: targets.into_iter().map(Arc::new).collect(),
                 interval: e.interval.map_or(global.interval, |d| d.0),
                 timeout: e.timeout.map_or(global.timeout, |d| d.0),
                 tls: Arc::new(tls),

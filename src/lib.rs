@@ -60,6 +60,11 @@ pub async fn run(
     let store = Arc::new(Store::new(&config));
     let cancel = CancellationToken::new();
     let scheduler = scheduler::Scheduler::start(&config, store.clone(), cancel.clone());
+    let (file_sources, endpoint_sources) = (config.files.len(), config.endpoints.len());
+    // The running tasks and the store now share what they need of it, and
+    // a reload re-reads the file: holding the rest for the whole run would
+    // only cost memory.
+    drop(config);
     if let Some(path) = options.textfile {
         tracing::info!(path = %path.display(), "writing textfile");
         let changes = store.subscribe();
@@ -80,8 +85,8 @@ pub async fn run(
     ));
     tracing::info!(
         address = %listener.local_addr()?,
-        file_sources = config.files.len(),
-        endpoint_sources = config.endpoints.len(),
+        file_sources,
+        endpoint_sources,
         "listening"
     );
     let state = Arc::new(server::AppState::new(store).with_reload(reload_tx));

@@ -46,7 +46,10 @@ enum TaskKey {
     Target {
         name: String,
         fingerprint: u64,
-        target: EndpointTarget,
+        /// Shared with the config and the snapshot; `Arc` hashes and
+        /// compares by value, so an unchanged target of a reloaded config
+        /// still finds its task.
+        target: Arc<EndpointTarget>,
     },
 }
 
@@ -210,33 +213,51 @@ impl Scheduler {
                     _ => None,
                 })
                 .unwrap_or_else(|| self.fresh_id());
-            let shared = Arc::new(source.clone());
             let mut targets = Vec::with_capacity(source.targets.len());
+            let mut fresh = Vec::new();
             for (index, target) in source.targets.iter().enumerate() {
                 let key = TaskKey::Target {
                     name: source.name.clone(),
                     fingerprint,
                     target: target.clone(),
                 };
-                let target_id = match old.remove(&key) {
-                    Some(task) if task.source == source_id => {
+                let (target_id, target) = match old.remove_entry(&key) {
+                    Some((old_key, task)) if task.source == source_id => {
                         let id = task.target.unwrap_or_default();
-                        kept.insert(key, task);
-                        id
+                        // The kept task probes the previous config's copy
+                        // of the target: key and lay out that one, so the
+                        // new config's copy is freed with the config.
+                        let running = match &old_key {
+                            TaskKey::Target { target: t, .. } => t.clone(),
+                            TaskKey::File { .. } => target.clone(),
+                        };
+                        kept.insert(old_key, task);
+                        (id, running)
                     }
                     other => {
-                        if let Some(task) = other {
+                        if let Some((_, task)) = other {
                             task.cancel.cancel();
                         }
                         let id = self.fresh_id();
-                        let shared = shared.clone();
-                        to_start.push(Box::new(move |s| {
-                            s.spawn_target(source_id, id, index, &shared)
-                        }));
-                        id
+                        fresh.push((index, id));
+                        (id, target.clone())
                     }
                 };
-                targets.push((target_id, target.clone()));
+                targets.push((target_id, target));
+            }
+            if !fresh.is_empty() {
+                // New tasks see the targets the kept ones run with, so a
+                // reload leaves one copy of each target alive, not two.
+                let shared = Arc::new(EndpointSourceConfig {
+                    targets: targets.iter().map(|(_, t)| Arc::clone(t)).collect(),
+                    ..source.clone()
+                });
+                for (index, id) in fresh {
+                    let shared = shared.clone();
+                    to_start.push(Box::new(move |s| {
+                        s.spawn_target(source_id, id, index, &shared)
+                    }));
+                }
             }
             layout.sources.push(SourceLayout {
                 id: source_id,
@@ -721,9 +742,14 @@ fn log_rotation(
 
 #[cfg(test)]
 mod tests {
-    use super::{jittered, ran_into_deadline};
+    use super::{jittered, ran_into_deadline, Scheduler};
+    use crate::config::{Config, EndpointTarget};
+    use crate::snapshot::{SourceData, Store, TargetId};
     use crate::sources::tls::{AddressReport, ProbeError, TlsErrorReason};
+    use std::path::Path;
+    use std::sync::Arc;
     use std::time::{Duration, SystemTime};
+    use tokio_util::sync::CancellationToken;
 
     fn report(reason: Option<TlsErrorReason>) -> AddressReport {
         AddressReport {
@@ -767,6 +793,49 @@ mod tests {
         let timeout = Duration::from_secs(10);
         let dns = [report(Some(TlsErrorReason::Dns))];
         assert!(ran_into_deadline(&dns, timeout, timeout));
+    }
+
+    fn endpoints(targets: &str) -> Config {
+        let yaml =
+            format!("global:\n  interval: 1h\nendpoints:\n  - name: e\n    targets: [{targets}]\n");
+        Config::from_yaml(&yaml, Path::new(".")).unwrap()
+    }
+
+    fn laid_out(store: &Store) -> Vec<(TargetId, Arc<EndpointTarget>)> {
+        let snapshot = store.load();
+        let SourceData::Endpoints(results) = &snapshot.sources[0].data else {
+            panic!("not an endpoint source");
+        };
+        results
+            .ids
+            .iter()
+            .copied()
+            .zip(results.targets.iter().cloned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn reload_keeps_one_shared_copy_of_each_unchanged_target() {
+        // Low loopback ports where nothing listens: probes fail at once.
+        let first = endpoints("\"127.0.0.1:1\", \"127.0.0.1:2\"");
+        let store = Arc::new(Store::new(&first));
+        let mut scheduler = Scheduler::start(&first, store.clone(), CancellationToken::new());
+        let before = laid_out(&store);
+        drop(first);
+
+        let second = endpoints("\"127.0.0.1:1\", \"127.0.0.1:3\"");
+        let summary = scheduler.reload(&second);
+        assert_eq!((summary.kept, summary.started, summary.stopped), (1, 1, 1));
+        let after = laid_out(&store);
+        assert_eq!(after[0].0, before[0].0, "the kept target keeps its id");
+        assert!(Arc::ptr_eq(&after[0].1, &before[0].1));
+        assert_eq!(after[1].1.target, "127.0.0.1:3");
+        // Neither the new task nor the snapshot holds on to the reloaded
+        // config's copy of the kept target.
+        let reloaded = Arc::downgrade(&second.endpoints[0].targets[0]);
+        drop(second);
+        assert!(reloaded.upgrade().is_none());
+        scheduler.shutdown(Duration::from_secs(5)).await;
     }
 
     #[test]

@@ -105,7 +105,7 @@ pub struct TargetReport {
 #[derive(Debug, Clone)]
 pub struct EndpointResults {
     /// The configured targets.
-    pub targets: Arc<[EndpointTarget]>,
+    pub targets: Arc<[Arc<EndpointTarget>]>,
     /// Their ids, parallel to `targets`.
     pub ids: Arc<[TargetId]>,
     /// `reports[i]` is the last probe of `targets[i]`, once there is one.
@@ -170,7 +170,7 @@ pub struct SourceLayout {
     /// Probe deadline (zero for files).
     pub timeout: Duration,
     /// Endpoint targets with their ids (empty for files).
-    pub targets: Vec<(TargetId, EndpointTarget)>,
+    pub targets: Vec<(TargetId, Arc<EndpointTarget>)>,
 }
 
 impl Layout {
@@ -443,7 +443,7 @@ fn relayout(old: Option<&SourceState>, layout: SourceLayout, now: SystemTime) ->
                 }
             }
         }
-        let (ids, targets): (Vec<TargetId>, Vec<EndpointTarget>) =
+        let (ids, targets): (Vec<TargetId>, Vec<Arc<EndpointTarget>>) =
             layout.targets.into_iter().unzip();
         let results = EndpointResults {
             targets: targets.into(),
