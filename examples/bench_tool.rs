@@ -927,8 +927,8 @@ fn report(results: &Path, meta: &Path, notes: Option<&Path>, out: &Path) -> Resu
          - *saturation*: certinel with `interval: {}` (demand ≫ capacity), blackbox closed-loop \
            with {} requests in flight; probes/s = Δhandshakes / {} s.\n\
          - *idle*: certinel after its first round of all endpoints with `interval: 1h` (nothing \
-           in flight), and with an empty configuration; blackbox_exporter after serving one \
-           round, and freshly started.\n",
+           in flight) and one `/metrics` scrape, and with an empty configuration; \
+           blackbox_exporter after serving one round, and freshly started.\n",
         m("rate_interval"),
         m("timeout"),
         m("concurrency"),
@@ -1166,7 +1166,7 @@ fn report(results: &Path, meta: &Path, notes: Option<&Path>, out: &Path) -> Resu
     for (key, what) in [
         (
             "s1.idle_rss_kib.certinel",
-            "idle RSS < 10 MiB (1000 endpoints tracked, between rounds)",
+            "idle RSS < 10 MiB (1000 endpoints tracked, between rounds, after a scrape)",
         ),
         (
             "s1.idle_empty_rss_kib.certinel",

@@ -83,8 +83,8 @@ impl SnapshotPart {
     }
 }
 
-/// One rendered exposition: OpenMetrics always, the text format when first
-/// asked for (most deployments never do).
+/// One rendered exposition: the shared snapshot part and this second's
+/// clock part, served one after the other without copying them together.
 #[derive(Debug)]
 pub struct Rendered {
     /// The store generation it shows.
@@ -96,31 +96,30 @@ pub struct Rendered {
     part: Arc<SnapshotPart>,
     /// The clock-dependent families, OpenMetrics, ending in `# EOF`.
     clock: Bytes,
-    openmetrics: Bytes,
-    prometheus_text: OnceCell<Bytes>,
+    /// `clock` in the text format, converted when first asked for.
+    clock_text: OnceCell<Bytes>,
 }
 
+/// A body as its chunks, in order.
+pub type Chunks = [Bytes; 2];
+
 impl Rendered {
-    /// The body in `format`, converting (once, off the async workers) the
-    /// first time the text format is asked for.
-    pub async fn body(&self, format: Format) -> Result<Bytes, RenderError> {
+    /// The body in `format`. The text format is converted (once, off the
+    /// async workers) the first time it is asked for.
+    pub async fn body(&self, format: Format) -> Result<Chunks, RenderError> {
         match format {
-            Format::OpenMetrics => Ok(self.openmetrics.clone()),
+            Format::OpenMetrics => Ok([self.part.openmetrics.clone(), self.clock.clone()]),
             Format::PrometheusText => {
                 let part = self
                     .part
                     .prometheus_text
                     .get_or_try_init(|| to_text(self.part.openmetrics.clone()))
-                    .await?
-                    .clone();
-                let clock = self.clock.clone();
-                self.prometheus_text
-                    .get_or_try_init(|| async move {
-                        let clock = to_text(clock).await?;
-                        Ok::<_, RenderError>(concat(&part, &clock))
-                    })
-                    .await
-                    .cloned()
+                    .await?;
+                let clock = self
+                    .clock_text
+                    .get_or_try_init(|| to_text(self.clock.clone()))
+                    .await?;
+                Ok([part.clone(), clock.clone()])
             }
         }
     }
@@ -133,13 +132,6 @@ async fn to_text(openmetrics: Bytes) -> Result<Bytes, RenderError> {
     })
     .await?;
     Ok(Bytes::from(text))
-}
-
-fn concat(a: &[u8], b: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    out.extend_from_slice(a);
-    out.extend_from_slice(b);
-    Bytes::from(out)
 }
 
 /// Encodes `registry` as OpenMetrics, reserving `capacity` bytes.
@@ -227,7 +219,7 @@ impl Exposition {
             self.snapshot_registry.clone(),
             self.clock_registry.clone(),
         );
-        let (part, clock, openmetrics) = tokio::task::spawn_blocking(move || {
+        let (part, clock) = tokio::task::spawn_blocking(move || {
             let part = match reusable {
                 Some(part) => part,
                 None => {
@@ -245,8 +237,7 @@ impl Exposition {
                 }
             };
             let clock = Bytes::from(encode(&clock_registry, 8192)?);
-            let openmetrics = concat(&part.openmetrics, &clock);
-            Ok::<_, RenderError>((part, clock, openmetrics))
+            Ok::<_, RenderError>((part, clock))
         })
         .await??;
         let rendered = Arc::new(Rendered {
@@ -255,8 +246,7 @@ impl Exposition {
             at,
             part,
             clock,
-            openmetrics,
-            prometheus_text: OnceCell::new(),
+            clock_text: OnceCell::new(),
         });
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(rendered.clone());
         Ok(rendered)
@@ -372,8 +362,7 @@ mod tests {
         store.publish_files(0, Default::default(), Duration::ZERO);
         let next = exposition.current().await.unwrap();
         assert!(next.generation > first.generation);
-        let body = next.body(Format::OpenMetrics).await.unwrap();
-        let body = std::str::from_utf8(&body).unwrap();
+        let body = text(&next, Format::OpenMetrics).await;
         assert!(
             body.contains("certinel_source_last_run_timestamp_seconds{source_kind=\"file\""),
             "{body}"
@@ -401,13 +390,21 @@ mod tests {
         store.publish_files(0, scan, Duration::ZERO);
     }
 
-    fn expired_value(body: &[u8]) -> &str {
-        let body = std::str::from_utf8(body).unwrap();
+    async fn text(rendered: &Rendered, format: Format) -> String {
+        let chunks = rendered.body(format).await.unwrap();
+        chunks
+            .iter()
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect()
+    }
+
+    async fn expired_value(rendered: &Rendered) -> String {
+        let body = text(rendered, Format::OpenMetrics).await;
         let line = body
             .lines()
             .find(|l| l.starts_with("x509_cert_expired{"))
             .unwrap_or_else(|| panic!("no x509_cert_expired in {body}"));
-        line.rsplit(' ').next().unwrap()
+        line.rsplit(' ').next().unwrap().to_owned()
     }
 
     #[tokio::test]
@@ -431,13 +428,13 @@ mod tests {
         let now = unix_second() as i64;
         publish_cert(&store, now + 1);
         let before = exposition.current().await.unwrap();
-        assert_eq!(expired_value(&before.openmetrics), "0");
+        assert_eq!(expired_value(&before).await, "0");
         // Expired once the clock reaches not_after + 1; bounded wait.
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
             let now_body = exposition.current().await.unwrap();
-            if expired_value(&now_body.openmetrics) == "1" {
+            if expired_value(&now_body).await == "1" {
                 assert_eq!(now_body.generation, before.generation);
                 break;
             }
@@ -449,9 +446,21 @@ mod tests {
     async fn the_text_format_is_converted_once_and_has_no_eof() {
         let (exposition, _) = exposition();
         let rendered = exposition.current().await.unwrap();
-        let text = rendered.body(Format::PrometheusText).await.unwrap();
+        let first = rendered.body(Format::PrometheusText).await.unwrap();
         let again = rendered.body(Format::PrometheusText).await.unwrap();
-        assert_eq!(text.as_ptr(), again.as_ptr());
-        assert!(!std::str::from_utf8(&text).unwrap().contains("# EOF"));
+        for (a, b) in first.iter().zip(&again) {
+            assert_eq!(a.as_ptr(), b.as_ptr());
+        }
+        let body = text(&rendered, Format::PrometheusText).await;
+        assert!(!body.contains("# EOF"), "{body}");
+        assert!(
+            body.contains("# TYPE process_cpu_seconds_total counter"),
+            "{body}"
+        );
+        let om = text(&rendered, Format::OpenMetrics).await;
+        assert!(
+            om.ends_with("# EOF\n") && om.matches("# EOF").count() == 1,
+            "{om}"
+        );
     }
 }

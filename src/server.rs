@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -79,7 +80,20 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         Err(e) => Err(e),
     };
     match body {
-        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        Ok(chunks) => {
+            // The parts go out one after the other, as they are cached:
+            // joining them would copy (and hold twice) a body of megabytes.
+            let length: usize = chunks.iter().map(|c| c.len()).sum();
+            let stream = futures_util::stream::iter(chunks.map(Ok::<_, std::convert::Infallible>));
+            (
+                [
+                    (header::CONTENT_TYPE, format.content_type().to_owned()),
+                    (header::CONTENT_LENGTH, length.to_string()),
+                ],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "rendering /metrics failed");
             (
