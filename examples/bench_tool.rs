@@ -927,7 +927,8 @@ fn report(results: &Path, meta: &Path, notes: Option<&Path>, out: &Path) -> Resu
          - *saturation*: certinel with `interval: {}` (demand ≫ capacity), blackbox closed-loop \
            with {} requests in flight; probes/s = Δhandshakes / {} s.\n\
          - *idle*: certinel after its first round of all endpoints with `interval: 1h` (nothing \
-           in flight) and one `/metrics` scrape, and with an empty configuration; \
+           in flight), 4 s after one `/metrics` scrape (certinel drops the cached body 2 s after its \
+           render when no scrape needs it), and with an empty configuration; \
            blackbox_exporter after serving one round, and freshly started.\n",
         m("rate_interval"),
         m("timeout"),

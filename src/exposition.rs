@@ -3,6 +3,11 @@
 //! Rendering 10 000 certificates takes tens of milliseconds of CPU, so
 //! scrapes share renders instead of each paying for one:
 //!
+//! * the body has two parts: the snapshot part (every family per
+//!   certificate, probe and source, nearly all of the bytes) is rendered
+//!   once per snapshot, and again only when [`collector::valid_until`]
+//!   says a value in it is due to flip with the clock; the clock part
+//!   (`process_*`, the opt-in relative metrics) is rendered per second;
 //! * one render serves every scrape of the same snapshot in the same
 //!   second (the clock-dependent values have one-second resolution);
 //! * renders are single-flight: scrapers that need a new one wait for the
@@ -18,7 +23,7 @@
 //! Renders run on the blocking pool, so a long one never holds up the
 //! async workers that serve other connections.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -31,8 +36,16 @@ use crate::snapshot::Store;
 
 /// How old a body may be when served for a later second of the same
 /// snapshot. Values that move with the clock (`x509_cert_expired`,
-/// `expose_relative`, `process_*`) are then at most this much late.
+/// `x509_source_up`, `expose_relative`, `process_*`) are then at most this
+/// much late.
 pub const STALE_FOR: Duration = Duration::from_secs(1);
+
+/// A body that has not been replaced this long after its render is
+/// dropped. Under sustained load a new one is rendered every second, so it
+/// stays; a Prometheus scraping every 15 s or more would find it outdated
+/// anyway (endpoint probes publish between scrapes), and holding a body of
+/// megabytes between its scrapes is what a sidecar should not do.
+pub const KEEP_FOR: Duration = Duration::from_secs(2);
 
 /// Why no body could be produced.
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +165,10 @@ pub struct Exposition {
     rendering: tokio::sync::Mutex<()>,
     /// A background refresh is queued or running.
     refreshing: AtomicBool,
+    /// The size of the last snapshot part, to size the next one's buffer
+    /// at once (growing a buffer of megabytes by doubling leaves the
+    /// allocator holding the discarded halves).
+    last_len: AtomicUsize,
 }
 
 impl Exposition {
@@ -165,6 +182,7 @@ impl Exposition {
             latest: Mutex::new(None),
             rendering: tokio::sync::Mutex::new(()),
             refreshing: AtomicBool::new(false),
+            last_len: AtomicUsize::new(0),
         }
     }
 
@@ -201,7 +219,7 @@ impl Exposition {
     /// Renders the store as it is now and makes that the latest body,
     /// reusing the snapshot part while it is still exact. Callers hold
     /// `rendering`.
-    async fn render(&self) -> Result<Arc<Rendered>, RenderError> {
+    async fn render(self: &Arc<Self>) -> Result<Arc<Rendered>, RenderError> {
         // The generation is read before anything is rendered: if a publish
         // lands meanwhile, the body is labelled older than it is and the
         // next scrape renders again, never the other way round.
@@ -213,7 +231,7 @@ impl Exposition {
             .as_ref()
             .map(|p| p.part.clone())
             .filter(|part| part.fresh_for(generation, now));
-        let capacity = previous.as_ref().map_or(4096, |p| p.part.openmetrics.len());
+        let capacity = self.last_len.load(Ordering::Relaxed).max(4096);
         let (store, snapshot_registry, clock_registry) = (
             self.store.clone(),
             self.snapshot_registry.clone(),
@@ -248,8 +266,42 @@ impl Exposition {
             clock,
             clock_text: OnceCell::new(),
         });
+        self.last_len
+            .store(rendered.part.openmetrics.len(), Ordering::Relaxed);
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(rendered.clone());
+        self.evict_later(&rendered);
         Ok(rendered)
+    }
+
+    /// Drops `rendered` after [`KEEP_FOR`] unless a newer render replaced
+    /// it, and hands the freed pages back to the kernel.
+    fn evict_later(self: &Arc<Self>, rendered: &Arc<Rendered>) {
+        let (this, rendered) = (Arc::downgrade(self), Arc::downgrade(rendered));
+        tokio::spawn(async move {
+            tokio::time::sleep(KEEP_FOR).await;
+            let Some(this) = this.upgrade() else {
+                return;
+            };
+            let evicted = {
+                let mut latest = this.latest.lock().unwrap_or_else(PoisonError::into_inner);
+                match &*latest {
+                    Some(l) if std::ptr::eq(Arc::as_ptr(l), rendered.as_ptr()) => latest.take(),
+                    _ => None,
+                }
+            };
+            if let Some(evicted) = evicted {
+                drop(evicted);
+                tracing::debug!(
+                    still_sending = rendered.strong_count(),
+                    "dropped the cached /metrics body: not scraped for a while"
+                );
+                // A scrape may still be sending it; then it is freed when
+                // that one finishes, and trimmed at the next eviction.
+                if rendered.strong_count() == 0 {
+                    crate::memory::release_free();
+                }
+            }
+        });
     }
 
     /// Starts a render for the current second unless one is already queued.
@@ -440,6 +492,30 @@ mod tests {
             }
             assert!(Instant::now() < deadline, "x509_cert_expired never flipped");
         }
+    }
+
+    #[tokio::test]
+    async fn a_body_nobody_scrapes_is_dropped() {
+        let (exposition, _) = exposition();
+        exposition.current().await.unwrap();
+        assert!(exposition.latest().is_some());
+        tokio::time::sleep(KEEP_FOR + Duration::from_millis(300)).await;
+        assert!(exposition.latest().is_none());
+    }
+
+    #[tokio::test]
+    async fn sustained_scrapes_keep_sharing_one_snapshot_part() {
+        let (exposition, store) = exposition();
+        publish_cert(&store, i64::MAX / 2);
+        let first = exposition.current().await.unwrap();
+        let until = Instant::now() + KEEP_FOR * 2;
+        let mut last = first.clone();
+        while Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            last = exposition.current().await.unwrap();
+        }
+        assert!(last.second > first.second);
+        assert!(Arc::ptr_eq(&first.part, &last.part));
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@ pub mod collector;
 pub mod config;
 pub mod exposition;
 pub mod logging;
+pub mod memory;
 pub mod reload;
 pub mod rotation;
 pub mod scheduler;

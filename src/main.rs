@@ -16,6 +16,7 @@ const EX_CONFIG: u8 = 78;
 
 #[allow(clippy::print_stderr, clippy::print_stdout)] // the edge: no logger yet
 fn main() -> ExitCode {
+    certinel::memory::tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
