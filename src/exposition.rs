@@ -117,6 +117,12 @@ pub struct Rendered {
 pub type Chunks = [Bytes; 2];
 
 impl Rendered {
+    /// Whether this body is at least as new as a scrape of `generation` in
+    /// `second` needs (a render finished while that scrape waited).
+    fn covers(&self, generation: u64, second: u64) -> bool {
+        self.generation >= generation && self.second >= second
+    }
+
     /// The body in `format`. The text format is converted (once, off the
     /// async workers) the first time it is asked for.
     pub async fn body(&self, format: Format) -> Result<Chunks, RenderError> {
@@ -201,10 +207,8 @@ impl Exposition {
         let _flight = self.rendering.lock().await;
         // While this scrape waited, the render in flight may have produced
         // a body at least as new as the one it needs.
-        if let Some(latest) = self.latest() {
-            if latest.generation >= generation && latest.second >= second {
-                return Ok(latest);
-            }
+        if let Some(latest) = self.latest().filter(|l| l.covers(generation, second)) {
+            return Ok(latest);
         }
         self.render().await
     }
@@ -226,9 +230,8 @@ impl Exposition {
         let generation = self.store.generation();
         let now = SystemTime::now();
         let at = Instant::now();
-        let previous = self.latest();
-        let reusable = previous
-            .as_ref()
+        let reusable = self
+            .latest()
             .map(|p| p.part.clone())
             .filter(|part| part.fresh_for(generation, now));
         let capacity = self.last_len.load(Ordering::Relaxed).max(4096);
@@ -313,9 +316,7 @@ impl Exposition {
         tokio::spawn(async move {
             let _flight = this.rendering.lock().await;
             let (generation, second) = (this.store.generation(), unix_second());
-            let fresh = this
-                .latest()
-                .is_some_and(|l| l.generation >= generation && l.second >= second);
+            let fresh = this.latest().is_some_and(|l| l.covers(generation, second));
             if !fresh {
                 if let Err(e) = this.render().await {
                     tracing::error!(error = %e, "background render of /metrics failed");
