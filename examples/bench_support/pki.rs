@@ -26,19 +26,26 @@ pub(crate) struct Leaf {
     pub(crate) key_pem: String,
 }
 
-fn ca_params(cn: &str, serial: u64) -> CertificateParams {
+/// Subject `CN=cn, O=certinel bench`, valid from `age_days` ago for
+/// `days` days from now.
+fn named_params(cn: &str, serial: u64, age_days: i64, days: i64) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, cn);
     params
         .distinguished_name
         .push(DnType::OrganizationName, "certinel bench");
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::days(age_days);
+    params.not_after = now + Duration::days(days);
+    params.serial_number = Some(SerialNumber::from(serial));
+    params
+}
+
+fn ca_params(cn: &str, serial: u64) -> CertificateParams {
+    let mut params = named_params(cn, serial, 30, 3650);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let now = OffsetDateTime::now_utc();
-    params.not_before = now - Duration::days(30);
-    params.not_after = now + Duration::days(3650);
-    params.serial_number = Some(SerialNumber::from(serial));
     params
 }
 
@@ -77,12 +84,7 @@ impl Ca {
         serial: u64,
         days: i64,
     ) -> Result<Leaf, BoxError> {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "certinel bench");
+        let mut params = named_params(cn, serial, 1, days);
         params.subject_alt_names = sans
             .iter()
             .map(|s| match s.parse::<std::net::IpAddr>() {
@@ -91,10 +93,6 @@ impl Ca {
             })
             .collect::<Result<Vec<_>, rcgen::Error>>()?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - Duration::days(1);
-        params.not_after = now + Duration::days(days);
-        params.serial_number = Some(SerialNumber::from(serial));
         let key = KeyPair::generate()?;
         let issuer = Issuer::from_params(&self.params, &self.key);
         let cert = params.signed_by(&key, &issuer)?;
