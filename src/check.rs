@@ -139,10 +139,7 @@ pub async fn run(
 
 /// Turns the snapshot into rows.
 pub fn rows(store: &Store, t: Thresholds, now: SystemTime) -> Vec<Row> {
-    let now = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::clock::unix_secs(now);
     let status_of = |not_after: i64| {
         let left = not_after - now;
         if left < 0 {

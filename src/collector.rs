@@ -25,6 +25,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::cert::{CertFacts, NameFields};
+use crate::clock::{unix_seconds, unix_secs};
 use crate::config::{MetricsSettings, NameAttribute};
 use crate::rotation::{self, Staleness};
 use crate::snapshot::{Snapshot, SourceData, SourceState, Store};
@@ -118,7 +119,7 @@ pub fn clock_registry(store: Arc<Store>) -> Registry {
 /// `x509_cert_expired` flips or a source's `x509_source_up` goes stale.
 /// `None`: nothing in it depends on the clock.
 pub fn valid_until(snapshot: &Snapshot, now: SystemTime) -> Option<SystemTime> {
-    let now_s = unix_seconds(now) as i64;
+    let now_s = unix_secs(now);
     let mut until: Option<SystemTime> = None;
     let mut consider = |t: SystemTime| {
         if t > now && until.is_none_or(|u| t < u) {
@@ -292,12 +293,6 @@ impl EncodeLabelSet for ProbeLabels<'_> {
     }
 }
 
-fn unix_seconds(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 fn path_labels(path: &Path) -> (Cow<'_, str>, Cow<'_, str>) {
     let filename = path
         .file_name()
@@ -446,7 +441,7 @@ impl Collector for RelativeCollector {
         if !settings.expose_relative {
             return Ok(());
         }
-        let now_s = unix_seconds(SystemTime::now()) as i64;
+        let now_s = unix_secs(SystemTime::now());
         let mut m = enc.encode_descriptor(EXPIRES_IN, EXPIRES_IN_HELP, None, MetricType::Gauge)?;
         for_each_cert(sources, settings, |l| {
             gauge(&mut m, l, l.facts.not_after - now_s)
@@ -465,7 +460,7 @@ impl Collector for StoreCollector {
         let sources = snapshot.sources.as_slice();
         let settings = &snapshot.metrics;
         let now = SystemTime::now();
-        let now_s = unix_seconds(now) as i64;
+        let now_s = unix_secs(now);
 
         // 1. Certificate facts.
         let mut m = enc.encode_descriptor(NOT_AFTER, NOT_AFTER_HELP, None, MetricType::Gauge)?;

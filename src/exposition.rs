@@ -103,7 +103,7 @@ pub struct Rendered {
     /// The store generation it shows.
     generation: u64,
     /// The Unix second it was rendered for.
-    second: u64,
+    second: i64,
     /// When the render started.
     at: Instant,
     part: Arc<SnapshotPart>,
@@ -119,7 +119,7 @@ pub type Chunks = [Bytes; 2];
 impl Rendered {
     /// Whether this body is at least as new as a scrape of `generation` in
     /// `second` needs (a render finished while that scrape waited).
-    fn covers(&self, generation: u64, second: u64) -> bool {
+    fn covers(&self, generation: u64, second: i64) -> bool {
         self.generation >= generation && self.second >= second
     }
 
@@ -263,7 +263,7 @@ impl Exposition {
         .await??;
         let rendered = Arc::new(Rendered {
             generation,
-            second: unix_second_of(now),
+            second: crate::clock::unix_secs(now),
             at,
             part,
             clock,
@@ -330,13 +330,8 @@ impl Exposition {
 /// The line that ends an OpenMetrics exposition.
 const EOF: &str = "# EOF\n";
 
-fn unix_second() -> u64 {
-    unix_second_of(SystemTime::now())
-}
-
-fn unix_second_of(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+fn unix_second() -> i64 {
+    crate::clock::now_secs()
 }
 
 #[cfg(test)]
@@ -478,7 +473,7 @@ mod tests {
     #[tokio::test]
     async fn a_certificate_passing_not_after_flips_expired_without_a_new_snapshot() {
         let (exposition, store) = exposition();
-        let now = unix_second() as i64;
+        let now = unix_second();
         publish_cert(&store, now + 1);
         let before = exposition.current().await.unwrap();
         assert_eq!(expired_value(&before).await, "0");

@@ -9,9 +9,12 @@
 pub mod cert;
 pub mod check;
 pub mod cli;
+mod clock;
 pub mod collector;
 pub mod config;
+mod crypto;
 pub mod exposition;
+mod filesystem;
 pub mod logging;
 pub mod memory;
 pub mod reload;

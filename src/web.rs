@@ -32,7 +32,6 @@ use base64::Engine as _;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -41,6 +40,9 @@ use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+use crate::crypto::{self, HandshakeSignatures};
+use crate::filesystem::{self, FileIdentity, ReadError};
 
 /// How often, at most, the files are `stat`ed for changes.
 const RECHECK: Duration = Duration::from_secs(1);
@@ -295,32 +297,6 @@ fn protocol_versions(
     )
 }
 
-/// Identity of a file's current content as cheaply as `stat` tells it.
-/// Follows symlinks, so a Kubernetes `..data` swap changes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-    #[cfg(unix)]
-    inode: (u64, u64),
-    #[cfg(unix)]
-    changed: (i64, i64),
-}
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    let meta = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    use std::os::unix::fs::MetadataExt;
-    Some(Stamp {
-        len: meta.len(),
-        modified: meta.modified().ok(),
-        #[cfg(unix)]
-        inode: (meta.dev(), meta.ino()),
-        #[cfg(unix)]
-        changed: (meta.ctime(), meta.ctime_nsec()),
-    })
-}
-
 /// One consistent reading of the web config file and the files it names.
 struct Settings {
     /// `None`: plain HTTP.
@@ -333,16 +309,22 @@ struct Settings {
     /// `http_server_config.headers`, added to every response.
     headers: Vec<(HeaderName, HeaderValue)>,
     /// Every file read, with its identity before it was read.
-    stamps: Vec<(PathBuf, Option<Stamp>)>,
+    stamps: Vec<(PathBuf, Option<FileIdentity>)>,
 }
 
 impl Settings {
     fn load(path: &Path) -> Result<Settings, WebConfigError> {
-        let mut stamps = vec![(path.to_owned(), stamp(path))];
-        let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let mut stamps = vec![(path.to_owned(), FileIdentity::stat(path))];
+        let bytes =
+            filesystem::read_regular(path, MAX_FILE_SIZE).map_err(|e| WebConfigError::Read {
+                path: path.to_owned(),
+                source: match e {
+                    ReadError::Io(e) => e,
+                    other => io::Error::new(io::ErrorKind::InvalidInput, other.to_string()),
+                },
+            })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| WebConfigError::Syntax(format!("{}: not UTF-8 text", path.display())))?;
         // An empty file is a valid (empty) configuration, as in exporter-toolkit.
         let raw: RawWebConfig = if text.trim().is_empty() {
             RawWebConfig::default()
@@ -371,12 +353,10 @@ impl Settings {
     }
 
     fn changed(&self) -> bool {
-        self.stamps.iter().any(|(path, old)| stamp(path) != *old)
+        self.stamps
+            .iter()
+            .any(|(path, old)| FileIdentity::stat(path) != *old)
     }
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// Relative paths are relative to the web config file, as in exporter-toolkit.
@@ -388,32 +368,30 @@ fn resolve(dir: &Path, path: PathBuf) -> PathBuf {
     }
 }
 
+/// Files the web config names are kilobytes; anything larger is a mistake.
+const MAX_FILE_SIZE: u64 = 1024 * 1024;
+
 fn read_file(key: &str, path: &Path) -> Result<Vec<u8>, WebConfigError> {
-    std::fs::read(path).map_err(|source| WebConfigError::File {
+    filesystem::read_regular(path, MAX_FILE_SIZE).map_err(|e| WebConfigError::File {
         key: key.to_owned(),
         path: path.to_owned(),
-        source,
+        source: match e {
+            ReadError::Io(e) => e,
+            other => io::Error::new(io::ErrorKind::InvalidInput, other.to_string()),
+        },
     })
 }
 
 fn read_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, WebConfigError> {
     let pem = read_file(key, path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| WebConfigError::invalid(key, format!("{}: {e}", path.display())))?;
-    if certs.is_empty() {
-        return Err(WebConfigError::invalid(
-            key,
-            format!("{}: no PEM certificate found", path.display()),
-        ));
-    }
-    Ok(certs)
+    crypto::pem_certs(&pem)
+        .map_err(|e| WebConfigError::invalid(key, format!("{}: {e}", path.display())))
 }
 
 fn tls_config(
     raw: RawTls,
     dir: &Path,
-    stamps: &mut Vec<(PathBuf, Option<Stamp>)>,
+    stamps: &mut Vec<(PathBuf, Option<FileIdentity>)>,
 ) -> Result<ServerConfig, WebConfigError> {
     const CERT: &str = "tls_server_config.cert_file";
     const KEY: &str = "tls_server_config.key_file";
@@ -452,7 +430,7 @@ fn tls_config(
         .into_iter()
         .flatten()
     {
-        stamps.push((path.clone(), stamp(path)));
+        stamps.push((path.clone(), FileIdentity::stat(path)));
     }
     let chain = read_certs(CERT, &cert_file)?;
     let key = PrivateKeyDer::from_pem_slice(&read_file(KEY, &key_file)?).map_err(|e| {
@@ -474,7 +452,7 @@ fn tls_config(
         None => None,
     };
 
-    let provider = provider();
+    let provider = crypto::provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| WebConfigError::invalid("tls_server_config.min_version", e.to_string()))?;
@@ -484,7 +462,7 @@ fn tls_config(
             .with_client_cert_verifier(Arc::new(danger::AnyClientCert::new(
                 auth == ClientAuth::RequireAnyClientCert,
                 roots.map(|r| r.subjects()).unwrap_or_default(),
-                provider.signature_verification_algorithms,
+                HandshakeSignatures::new(&provider),
             ))),
         (_, Some(roots)) => {
             let mut verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
@@ -964,10 +942,11 @@ where
 /// Dangerous: accepting client certificates nobody vouches for.
 mod danger {
     use rustls::client::danger::HandshakeSignatureValid;
-    use rustls::crypto::WebPkiSupportedAlgorithms;
     use rustls::pki_types::{CertificateDer, UnixTime};
     use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
     use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+
+    use crate::crypto::HandshakeSignatures;
 
     /// Go's `RequestClientCert` and `RequireAnyClientCert`, which
     /// exporter-toolkit offers and documents as insecure: any client
@@ -978,19 +957,19 @@ mod danger {
     pub(super) struct AnyClientCert {
         mandatory: bool,
         hints: Vec<DistinguishedName>,
-        algorithms: WebPkiSupportedAlgorithms,
+        signatures: HandshakeSignatures,
     }
 
     impl AnyClientCert {
         pub(super) fn new(
             mandatory: bool,
             hints: Vec<DistinguishedName>,
-            algorithms: WebPkiSupportedAlgorithms,
+            signatures: HandshakeSignatures,
         ) -> AnyClientCert {
             AnyClientCert {
                 mandatory,
                 hints,
-                algorithms,
+                signatures,
             }
         }
     }
@@ -1019,7 +998,7 @@ mod danger {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+            self.signatures.tls12(message, cert, dss)
         }
 
         fn verify_tls13_signature(
@@ -1028,11 +1007,11 @@ mod danger {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+            self.signatures.tls13(message, cert, dss)
         }
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.algorithms.supported_schemes()
+            self.signatures.schemes()
         }
     }
 }

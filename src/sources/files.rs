@@ -9,9 +9,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::fs::{File, Metadata};
-use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs::Metadata;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,6 +19,7 @@ use walkdir::WalkDir;
 
 use crate::cert::{self, CertFacts, DecodeError};
 use crate::config::FileSourceConfig;
+use crate::filesystem::{self, FileIdentity, ReadError};
 
 /// Why a file cannot be used: the closed `reason` set of
 /// `certinel_file_error_info`.
@@ -291,34 +291,12 @@ impl ExcludeSet {
     }
 }
 
-/// Identity of a file's content as far as `stat` can tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fingerprint {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Fingerprint {
-    fn of(m: &Metadata) -> Fingerprint {
-        Fingerprint {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        }
-    }
-}
-
 /// Results of the previous pass, keyed by path, so unchanged files are not
 /// read again. Owned by the source's task; only files seen in the latest
 /// pass are kept, so deleted files do not linger.
 #[derive(Debug, Default)]
 pub struct FileCache {
-    entries: HashMap<PathBuf, (Fingerprint, Arc<FileReport>)>,
+    entries: HashMap<PathBuf, (FileIdentity, Arc<FileReport>)>,
 }
 
 /// Runs one pass over a file source. Blocking: call it from a blocking
@@ -458,20 +436,7 @@ fn list_dir(dir: &Path, found: &mut Found) {
 /// Stats `path` (following symlinks) and checks it may be read: a regular
 /// file no larger than `cap`.
 fn stat_readable(path: &Path, cap: u64) -> Result<Metadata, FileReport> {
-    let meta = std::fs::metadata(path).map_err(|e| io_failure(path, &e))?;
-    if !meta.is_file() {
-        return Err(FileReport::failed(
-            FileErrorReason::NotRegularFile,
-            format!("not a regular file ({})", file_type_name(&meta)),
-        ));
-    }
-    if meta.len() > cap {
-        return Err(FileReport::failed(
-            FileErrorReason::TooLarge,
-            format!("{} bytes exceeds max_file_size of {cap} bytes", meta.len()),
-        ));
-    }
-    Ok(meta)
+    filesystem::stat_regular(path, cap).map_err(|e| read_failure(path, e))
 }
 
 /// Reads and decodes one file with the same safety checks as a scan,
@@ -487,13 +452,13 @@ fn read_cached(
     path: &Path,
     cap: u64,
     cache: &FileCache,
-    next: &mut HashMap<PathBuf, (Fingerprint, Arc<FileReport>)>,
+    next: &mut HashMap<PathBuf, (FileIdentity, Arc<FileReport>)>,
 ) -> Arc<FileReport> {
     let meta = match stat_readable(path, cap) {
         Ok(m) => m,
         Err(report) => return Arc::new(report),
     };
-    let fingerprint = Fingerprint::of(&meta);
+    let fingerprint = FileIdentity::of(&meta);
     if let Some((fp, report)) = cache.entries.get(path) {
         // A file rewritten in place within one timestamp tick keeps its
         // size and times; only trust the cache for files that have been
@@ -519,36 +484,10 @@ fn recently_modified(meta: &Metadata) -> bool {
 }
 
 fn read_file(path: &Path, cap: u64) -> FileReport {
-    // O_NONBLOCK: should the path have become a FIFO since the stat above,
-    // open() returns at once instead of waiting for a writer.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path);
-    let file: File = match file {
-        Ok(f) => f,
-        Err(e) => return io_failure(path, &e),
+    let bytes = match filesystem::read_regular(path, cap) {
+        Ok(bytes) => bytes,
+        Err(e) => return read_failure(path, e),
     };
-    match file.metadata() {
-        Ok(m) if m.is_file() => {}
-        Ok(m) => {
-            return FileReport::failed(
-                FileErrorReason::NotRegularFile,
-                format!("not a regular file ({})", file_type_name(&m)),
-            )
-        }
-        Err(e) => return io_failure(path, &e),
-    }
-    let mut bytes = Vec::new();
-    if let Err(e) = file.take(cap.saturating_add(1)).read_to_end(&mut bytes) {
-        return io_failure(path, &e);
-    }
-    if bytes.len() as u64 > cap {
-        return FileReport::failed(
-            FileErrorReason::TooLarge,
-            format!("grew past max_file_size of {cap} bytes while being read"),
-        );
-    }
     let bundle = cert::decode_bundle(&bytes);
     FileReport {
         certs: bundle.certs,
@@ -556,6 +495,23 @@ fn read_file(path: &Path, cap: u64) -> FileReport {
             reason: FileErrorReason::from_decode(&e),
             detail: e.to_string(),
         }),
+    }
+}
+
+fn read_failure(path: &Path, e: ReadError) -> FileReport {
+    match e {
+        ReadError::Io(e) => io_failure(path, &e),
+        ReadError::NotRegular(_) => {
+            FileReport::failed(FileErrorReason::NotRegularFile, e.to_string())
+        }
+        ReadError::TooLarge { size, cap } => FileReport::failed(
+            FileErrorReason::TooLarge,
+            format!("{size} bytes exceeds max_file_size of {cap} bytes"),
+        ),
+        ReadError::Grew { cap } => FileReport::failed(
+            FileErrorReason::TooLarge,
+            format!("grew past max_file_size of {cap} bytes while being read"),
+        ),
     }
 }
 
@@ -573,24 +529,6 @@ fn io_failure(path: &Path, e: &io::Error) -> FileReport {
         detail = "symlink loop".to_owned();
     }
     FileReport::failed(reason, detail)
-}
-
-fn file_type_name(m: &Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let t = m.file_type();
-    if t.is_dir() {
-        "directory"
-    } else if t.is_fifo() {
-        "FIFO"
-    } else if t.is_socket() {
-        "socket"
-    } else if t.is_block_device() {
-        "block device"
-    } else if t.is_char_device() {
-        "character device"
-    } else {
-        "special file"
-    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use tokio::time::timeout_at;
 use crate::cert::{self, CertFacts};
 use crate::config::EndpointTarget;
 use crate::sources::starttls::{self, Starttls as StarttlsProtocol};
+use crate::{crypto, filesystem};
 
 pub use crate::sources::starttls::Starttls;
 
@@ -186,13 +187,6 @@ pub struct TlsSettings {
     fingerprint: u64,
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    PROVIDER
-        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
-        .clone()
-}
-
 /// The operating system's trust store, read once per process.
 fn system_roots() -> Arc<RootCertStore> {
     static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
@@ -224,7 +218,7 @@ impl TlsSettings {
         client_key: Option<&Path>,
     ) -> Result<TlsSettings, TlsSetupError> {
         let (client_cert_path, client_key_path) = (client_cert, client_key);
-        let provider = provider();
+        let provider = crypto::provider();
         let roots = match ca_file {
             None => system_roots(),
             Some(path) => {
@@ -267,7 +261,9 @@ impl TlsSettings {
                     path: key_path.display().to_string(),
                     detail,
                 };
-                let key = PrivateKeyDer::from_pem_file(key_path)
+                let pem = filesystem::read_regular(key_path, MAX_PEM_FILE)
+                    .map_err(|e| key_err(e.to_string()))?;
+                let key = PrivateKeyDer::from_pem_slice(&pem)
                     .map_err(|e| key_err(format!("no usable private key: {e}")))?;
                 let certified = CertifiedKey::from_der(chain, key, &provider)
                     .map_err(|e| key_err(e.to_string()))?;
@@ -305,15 +301,13 @@ impl TlsSettings {
     }
 }
 
+/// CA bundles and client certificates are kilobytes; a megabyte is a
+/// mistake, not a bundle.
+const MAX_PEM_FILE: u64 = 1024 * 1024;
+
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| e.to_string())?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    if certs.is_empty() {
-        return Err("no PEM certificate found".to_owned());
-    }
-    Ok(certs)
+    let pem = filesystem::read_regular(path, MAX_PEM_FILE).map_err(|e| e.to_string())?;
+    crypto::pem_certs(&pem)
 }
 
 /// Bounds on how long to wait, after a handshake in which the server asked
@@ -670,6 +664,8 @@ mod danger {
     use rustls::pki_types::UnixTime;
     use rustls::DigitallySignedStruct;
 
+    use crate::crypto::HandshakeSignatures;
+
     pub(super) struct Seen {
         pub(super) chain: Vec<Vec<u8>>,
         pub(super) verdict: Result<(), rustls::Error>,
@@ -678,7 +674,7 @@ mod danger {
     #[derive(Debug)]
     pub(super) struct Recorder {
         inner: Option<Arc<rustls::client::WebPkiServerVerifier>>,
-        provider: Arc<CryptoProvider>,
+        signatures: HandshakeSignatures,
         seen: Mutex<Option<Seen>>,
     }
 
@@ -698,7 +694,7 @@ mod danger {
         ) -> Recorder {
             Recorder {
                 inner,
-                provider,
+                signatures: HandshakeSignatures::new(&provider),
                 seen: Mutex::new(None),
             }
         }
@@ -745,12 +741,7 @@ mod danger {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.provider.signature_verification_algorithms,
-            )
+            self.signatures.tls12(message, cert, dss)
         }
 
         fn verify_tls13_signature(
@@ -759,18 +750,11 @@ mod danger {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.provider.signature_verification_algorithms,
-            )
+            self.signatures.tls13(message, cert, dss)
         }
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.provider
-                .signature_verification_algorithms
-                .supported_schemes()
+            self.signatures.schemes()
         }
     }
 }
