@@ -23,7 +23,10 @@ use certinel::snapshot::Store;
 use certinel::sources::files::{FileReport, FileScan};
 
 fn facts(i: usize) -> CertFacts {
+    let mut sha256 = [0; 32];
+    sha256[..8].copy_from_slice(&(i as u64).to_be_bytes());
     CertFacts {
+        sha256,
         not_before: 1_700_000_000 + i as i64,
         not_after: 1_800_000_000 + 86_400 * (i as i64 % 700),
         serial_number: format!("{}", 0x0123_4567_89ab_cdef_u64.wrapping_mul(i as u64 + 1)).into(),

@@ -177,7 +177,7 @@ pub fn rows(store: &Store, t: Thresholds, now: SystemTime) -> Vec<Row> {
             SourceData::Files(scan) => {
                 for (path, report) in scan.iter() {
                     let place = Row {
-                        filepath: path.to_string_lossy().into_owned(),
+                        filepath: crate::text::path_label(path).into_owned(),
                         reason: report.error.as_ref().map(|e| e.reason.as_str()),
                         detail: report.error.as_ref().map(|e| e.detail.clone()),
                         ..blank.clone()

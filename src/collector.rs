@@ -30,6 +30,7 @@ use crate::config::{MetricsSettings, NameAttribute};
 use crate::rotation::{self, Staleness};
 use crate::snapshot::{Snapshot, SourceData, SourceState, Store};
 use crate::sources::SourceKind;
+use crate::text::path_label;
 
 const NOT_AFTER: &str = "x509_cert_not_after";
 const NOT_AFTER_HELP: &str = "NotAfter of the certificate, Unix seconds.";
@@ -296,9 +297,9 @@ impl EncodeLabelSet for ProbeLabels<'_> {
 fn path_labels(path: &Path) -> (Cow<'_, str>, Cow<'_, str>) {
     let filename = path
         .file_name()
-        .map(|n| n.to_string_lossy())
+        .map(|n| path_label(Path::new(n)))
         .unwrap_or_default();
-    (path.to_string_lossy(), filename)
+    (path_label(path), filename)
 }
 
 /// Calls `f` for every certificate in the snapshot, in a stable order.
@@ -398,7 +399,7 @@ fn for_each_stale<'a>(
             let Ok(on_disk) = &expected.leaf else {
                 continue;
             };
-            let filepath = expected.path.to_string_lossy();
+            let filepath = path_label(&expected.path);
             for address in &report.addresses {
                 if let Some(served) = address.chain.first() {
                     let labels = [
@@ -546,7 +547,7 @@ impl Collector for StoreCollector {
                 if let Some(e) = &report.error {
                     let labels = [
                         ("source_name", source.name.as_str()),
-                        ("filepath", &path.to_string_lossy()),
+                        ("filepath", &path_label(path)),
                         ("reason", e.reason.as_str()),
                     ];
                     gauge(&mut m, &labels.as_slice(), 1)?;

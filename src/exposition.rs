@@ -419,6 +419,7 @@ mod tests {
 
     fn facts_expiring_at(not_after: i64) -> Arc<crate::cert::CertFacts> {
         Arc::new(crate::cert::CertFacts {
+            sha256: [0; 32],
             not_before: 0,
             not_after,
             serial_number: "1".into(),

@@ -23,6 +23,7 @@ pub mod scheduler;
 pub mod server;
 pub mod snapshot;
 pub mod sources;
+mod text;
 pub mod textfile;
 pub mod watch;
 pub mod web;

@@ -85,6 +85,7 @@ mod tests {
 
     fn facts(serial: &str, not_before: i64) -> CertFacts {
         CertFacts {
+            sha256: [serial.len() as u8; 32],
             not_before,
             not_after: not_before + 90 * 86_400,
             serial_number: serial.into(),

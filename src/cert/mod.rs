@@ -2,30 +2,42 @@
 //!
 //! Both sources (files and TLS endpoints) hand raw bytes to this module and
 //! get back [`CertFacts`], so a certificate is described the same way
-//! wherever it was seen.
+//! wherever it was seen: [`parse_der`] for one certificate,
+//! [`decode_bundle`] for a PEM bundle or DER file.
 //!
-//! Facts are shared, not copied: the same intermediate served by a thousand
-//! endpoints, or the same CA in many bundles, is parsed once and stored
-//! once. A process-wide table maps the SHA-256 of each DER to the facts
-//! handed out for it, holding them weakly so that the facts of a
-//! certificate nobody tracks any more are freed.
+//! Facts are shared, not copied ([`intern`]): the same intermediate served
+//! by a thousand endpoints, or the same CA in many bundles, is parsed once
+//! and stored once.
 
-use std::collections::hash_map::{Entry, HashMap};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
+mod intern;
+mod pem;
 
-use ring::digest::{self, SHA256, SHA256_OUTPUT_LEN};
-use rustls::pki_types::pem::{self, PemObject, SectionKind};
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
 use x509_parser::asn1_rs::Tag;
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
+
+use crate::text::printable;
+
+pub use pem::{decode_bundle, Bundle};
+
+/// The SHA-256 of a certificate's DER: its identity.
+pub type Sha256 = [u8; 32];
 
 /// The facts about one certificate that end up as labels and values.
 ///
 /// Text fields are `Box<str>` rather than `String`: they never change after
 /// parsing, and a `Box<str>` is 8 bytes smaller, sized exactly, and does
-/// not allocate when empty (as most name attributes are).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// not allocate when empty (as most name attributes are). Name fields hold
+/// no control characters: those are escaped as `\xNN`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct CertFacts {
+    /// SHA-256 of the DER: tells apart certificates whose labels are equal
+    /// (the contract's `discriminator`).
+    pub sha256: Sha256,
     /// NotBefore, Unix seconds.
     pub not_before: i64,
     /// NotAfter, Unix seconds.
@@ -36,6 +48,29 @@ pub struct CertFacts {
     pub subject: NameFields,
     /// Selected issuer attributes.
     pub issuer: NameFields,
+}
+
+impl fmt::Debug for CertFacts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertFacts")
+            .field("sha256", &self.fingerprint_prefix())
+            .field("not_before", &self.not_before)
+            .field("not_after", &self.not_after)
+            .field("serial_number", &self.serial_number)
+            .field("subject", &self.subject)
+            .field("issuer", &self.issuer)
+            .finish()
+    }
+}
+
+impl CertFacts {
+    /// The first 8 hex digits of [`sha256`](Self::sha256).
+    pub fn fingerprint_prefix(&self) -> String {
+        self.sha256[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// The distinguished-name attributes certinel can export as labels.
@@ -79,10 +114,10 @@ pub enum DecodeError {
 /// Identical bytes yield the same `Arc` for as long as any holder keeps it:
 /// a certificate seen before is looked up, not parsed again.
 pub fn parse_der(der: &[u8]) -> Result<Arc<CertFacts>, DecodeError> {
-    INTERNED.parse(der)
+    intern::parse(der)
 }
 
-fn parse_uncached(der: &[u8]) -> Result<CertFacts, DecodeError> {
+fn parse_uncached(der: &[u8], sha256: Sha256) -> Result<CertFacts, DecodeError> {
     let (rest, cert) =
         X509Certificate::from_der(der).map_err(|e| DecodeError::DecodeFailed(e.to_string()))?;
     if !rest.is_empty() {
@@ -91,96 +126,13 @@ fn parse_uncached(der: &[u8]) -> Result<CertFacts, DecodeError> {
             rest.len()
         )));
     }
-    Ok(facts(&cert))
+    Ok(facts(&cert, sha256))
 }
 
-/// What a bundle held: every certificate that decoded, in order, and the
-/// first problem met, if any.
-///
-/// A bundle with one corrupt block still reports its good certificates, so
-/// a single bad entry never hides the expiry of the others; the error is
-/// reported beside them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Bundle {
-    /// Certificates in file order (`chain_index` = position in this vector).
-    pub certs: Vec<Arc<CertFacts>>,
-    /// The first decoding problem, if any.
-    pub error: Option<DecodeError>,
-}
-
-/// Decodes a PEM bundle, or a single DER certificate when there is no PEM
-/// armour at all.
-pub fn decode_bundle(bytes: &[u8]) -> Bundle {
-    if !contains(bytes, b"-----BEGIN ") {
-        return decode_der_file(bytes);
-    }
-    let mut bundle = Bundle::default();
-    let mut saw_cert_block = false;
-    for section in <(SectionKind, Vec<u8>) as PemObject>::pem_slice_iter(bytes) {
-        match section {
-            Ok((SectionKind::Certificate, der)) => {
-                saw_cert_block = true;
-                match parse_der(&der) {
-                    Ok(facts) => bundle.certs.push(facts),
-                    Err(e) => {
-                        bundle.error.get_or_insert(e);
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                // The reader cannot resynchronise after broken armour, so stop
-                // here and keep what came before.
-                bundle
-                    .error
-                    .get_or_insert(DecodeError::BadPem(pem_error(&e)));
-                break;
-            }
-        }
-    }
-    if !saw_cert_block && bundle.error.is_none() {
-        bundle.error = Some(DecodeError::NoCertificateFound);
-    }
-    bundle
-}
-
-fn decode_der_file(bytes: &[u8]) -> Bundle {
-    // A DER certificate is an ASN.1 SEQUENCE; anything else is not worth
-    // handing to the parser and is simply "no certificate here".
-    if bytes.first() != Some(&0x30) {
-        return Bundle {
-            certs: Vec::new(),
-            error: Some(DecodeError::NoCertificateFound),
-        };
-    }
-    match parse_der(bytes) {
-        Ok(facts) => Bundle {
-            certs: vec![facts],
-            error: None,
-        },
-        Err(e) => Bundle {
-            certs: Vec::new(),
-            error: Some(e),
-        },
-    }
-}
-
-fn pem_error(e: &pem::Error) -> String {
-    match e {
-        pem::Error::MissingSectionEnd { .. } => "missing END line (truncated file?)".to_owned(),
-        pem::Error::IllegalSectionStart { .. } => "malformed BEGIN line".to_owned(),
-        pem::Error::Base64Decode(_) => "invalid base64 inside a PEM block".to_owned(),
-        other => other.to_string(),
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn facts(cert: &X509Certificate<'_>) -> CertFacts {
+fn facts(cert: &X509Certificate<'_>, sha256: Sha256) -> CertFacts {
     let validity = cert.validity();
     CertFacts {
+        sha256,
         not_before: validity.not_before.timestamp(),
         not_after: validity.not_after.timestamp(),
         serial_number: cert.tbs_certificate.serial.to_string().into(),
@@ -218,10 +170,19 @@ fn join<'a, 'b: 'a>(values: impl Iterator<Item = &'a AttributeTypeAndValue<'b>>)
     out.into_boxed_str()
 }
 
-/// Decodes any of the string types found in real certificates. Unknown or
+/// Decodes any of the string types found in real certificates, with
+/// control characters escaped (see [`printable`]). Unknown or
 /// malformed encodings degrade to lossy text rather than an error: a label
 /// value is never worth dropping a certificate for.
 fn attr_string(attr: &AttributeTypeAndValue<'_>) -> String {
+    let text = decode_attr(attr);
+    match printable(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(escaped) => escaped,
+    }
+}
+
+fn decode_attr(attr: &AttributeTypeAndValue<'_>) -> String {
     if let Ok(s) = attr.as_str() {
         return s.to_owned();
     }
@@ -244,92 +205,6 @@ fn attr_string(attr: &AttributeTypeAndValue<'_>) -> String {
             .collect(),
         // T61/Teletex and friends: in practice Latin-1.
         _ => data.iter().map(|&b| char::from(b)).collect(),
-    }
-}
-
-/// The process-wide table behind [`parse_der`].
-static INTERNED: LazyLock<Interner> = LazyLock::new(|| Interner::new(SWEEP_FLOOR));
-
-/// Dead entries are swept once the table has doubled since the last sweep,
-/// but never below this size, so a small table is not swept on every miss.
-const SWEEP_FLOOR: usize = 64;
-
-type Fingerprint = [u8; SHA256_OUTPUT_LEN];
-
-/// Facts by the SHA-256 of their DER, held weakly: the table never keeps
-/// a certificate alive, it only lets a second holder find the first one's.
-struct Interner {
-    table: Mutex<Table>,
-}
-
-struct Table {
-    facts: HashMap<Fingerprint, Weak<CertFacts>>,
-    /// Size after the last sweep; the next one is due at twice this.
-    swept_at: usize,
-    floor: usize,
-}
-
-impl Interner {
-    fn new(floor: usize) -> Interner {
-        Interner {
-            table: Mutex::new(Table {
-                facts: HashMap::new(),
-                swept_at: floor,
-                floor,
-            }),
-        }
-    }
-
-    fn parse(&self, der: &[u8]) -> Result<Arc<CertFacts>, DecodeError> {
-        let mut key: Fingerprint = [0; SHA256_OUTPUT_LEN];
-        key.copy_from_slice(digest::digest(&SHA256, der).as_ref());
-        let seen = self.lock().facts.get(&key).and_then(Weak::upgrade);
-        if let Some(facts) = seen {
-            return Ok(facts);
-        }
-        // Parsed outside the lock so probes finishing together do not queue
-        // behind each other's parsing. Only successes are kept: a failure
-        // costs a parse each time, as before.
-        let facts = Arc::new(parse_uncached(der)?);
-        Ok(self.lock().insert(key, facts))
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Table> {
-        // Every update leaves the map consistent, so a panic elsewhere while
-        // the lock was held is no reason to stop decoding certificates.
-        self.table.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Table {
-    /// Stores `facts` under `key` and returns what holders should share:
-    /// the facts already there if another thread parsed the same bytes
-    /// meanwhile, else `facts`.
-    fn insert(&mut self, key: Fingerprint, facts: Arc<CertFacts>) -> Arc<CertFacts> {
-        match self.facts.entry(key) {
-            Entry::Occupied(mut slot) => {
-                if let Some(live) = slot.get().upgrade() {
-                    return live;
-                }
-                slot.insert(Arc::downgrade(&facts));
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(Arc::downgrade(&facts));
-                if self.facts.len() >= 2 * self.swept_at {
-                    self.sweep();
-                }
-            }
-        }
-        facts
-    }
-
-    /// Drops the entries of certificates no one holds any more. Run when
-    /// the table has doubled, this costs O(1) amortised per insert and
-    /// keeps the table within twice the live certificates (or the floor).
-    fn sweep(&mut self) {
-        self.facts.retain(|_, facts| facts.strong_count() > 0);
-        self.swept_at = self.facts.len().max(self.floor);
-        self.facts.shrink_to(2 * self.swept_at);
     }
 }
 
@@ -448,43 +323,52 @@ mod tests {
     }
 
     #[test]
-    fn facts_no_one_holds_leave_the_table() {
-        // A table of its own: the process-wide one is shared with tests
-        // running in parallel.
-        let interner = Interner::new(4);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mint = |serial: u8| {
-            let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
-            params.serial_number = Some(rcgen::SerialNumber::from_slice(&[serial]));
-            params.self_signed(&key).unwrap().der().to_vec()
+    fn a_bad_block_between_good_ones_hides_neither() {
+        let first = pem_of("first", (2030, 1, 1));
+        let last = pem_of("last", (2031, 1, 1));
+        let bad = "-----BEGIN CERTIFICATE-----\n!!!! not base64 !!!!\n-----END CERTIFICATE-----\n";
+        let bundle = decode_bundle(format!("{first}{bad}{last}").as_bytes());
+        let cns: Vec<_> = bundle.certs.iter().map(|c| &*c.subject.cn).collect();
+        assert_eq!(cns, ["first", "last"]);
+        let Some(DecodeError::BadPem(detail)) = &bundle.error else {
+            panic!("{:?}", bundle.error)
         };
-        let kept_der = mint(0);
-        let kept = interner.parse(&kept_der).unwrap();
-        for serial in 1..=40 {
-            drop(interner.parse(&mint(serial)).unwrap());
-            let len = interner.lock().facts.len();
-            assert!(
-                len <= 2 * 4,
-                "{len} entries after {serial} dropped certificates"
-            );
-        }
-        interner.lock().sweep();
-        assert_eq!(interner.lock().facts.len(), 1);
-        assert!(Arc::ptr_eq(&kept, &interner.parse(&kept_der).unwrap()));
-        drop(kept);
-        interner.lock().sweep();
-        assert_eq!(interner.lock().facts.len(), 0);
+        assert!(detail.contains("invalid base64"), "{detail}");
     }
 
     #[test]
-    fn a_dead_entry_is_parsed_again() {
-        let interner = Interner::new(4);
-        let der = cert_der("again", (2030, 1, 1));
-        let first = interner.parse(&der).unwrap();
-        let facts = (*first).clone();
-        drop(first);
-        let again = interner.parse(&der).unwrap();
-        assert_eq!(*again, facts);
-        assert_eq!(interner.lock().facts.len(), 1);
+    fn a_begin_without_end_does_not_swallow_the_next_certificate() {
+        let first = pem_of("first", (2030, 1, 1));
+        let last = pem_of("last", (2031, 1, 1));
+        let open = "-----BEGIN CERTIFICATE-----\nMIIB\n";
+        let bundle = decode_bundle(format!("{first}{open}{last}").as_bytes());
+        let cns: Vec<_> = bundle.certs.iter().map(|c| &*c.subject.cn).collect();
+        assert_eq!(cns, ["first", "last"]);
+        let Some(DecodeError::BadPem(detail)) = &bundle.error else {
+            panic!("{:?}", bundle.error)
+        };
+        assert!(detail.contains("no END line"), "{detail}");
+    }
+
+    #[test]
+    fn control_characters_in_names_are_escaped() {
+        let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "evil\u{1b}[2J\r\0name");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        let facts = parse_der(&der).unwrap();
+        assert_eq!(&*facts.subject.cn, "evil\\x1b[2J\\x0d\\x00name");
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_sha256_of_the_der() {
+        let der = cert_der("fp", (2030, 1, 1));
+        let facts = parse_der(&der).unwrap();
+        let sha = ring::digest::digest(&ring::digest::SHA256, &der);
+        assert_eq!(&facts.sha256[..], sha.as_ref());
+        assert_eq!(facts.fingerprint_prefix().len(), 8);
     }
 }

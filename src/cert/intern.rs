@@ -1,0 +1,153 @@
+//! Facts shared by the SHA-256 of their DER.
+//!
+//! A process-wide table maps the SHA-256 of each DER to the facts handed
+//! out for it, holding them weakly, so the facts of a certificate nobody
+//! tracks any more are freed.
+
+use std::collections::hash_map::{Entry, HashMap};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
+
+use ring::digest::{self, SHA256};
+
+use super::{parse_uncached, CertFacts, DecodeError, Sha256};
+
+/// Looks `der` up, parsing it only when no one holds its facts.
+pub(super) fn parse(der: &[u8]) -> Result<Arc<CertFacts>, DecodeError> {
+    INTERNED.parse(der)
+}
+
+/// The process-wide table behind [`parse`].
+static INTERNED: LazyLock<Interner> = LazyLock::new(|| Interner::new(SWEEP_FLOOR));
+
+/// Dead entries are swept once the table has doubled since the last sweep,
+/// but never below this size, so a small table is not swept on every miss.
+const SWEEP_FLOOR: usize = 64;
+
+/// Facts by the SHA-256 of their DER, held weakly: the table never keeps
+/// a certificate alive, it only lets a second holder find the first one's.
+struct Interner {
+    table: Mutex<Table>,
+}
+
+struct Table {
+    facts: HashMap<Sha256, Weak<CertFacts>>,
+    /// Size after the last sweep; the next one is due at twice this.
+    swept_at: usize,
+    floor: usize,
+}
+
+impl Interner {
+    fn new(floor: usize) -> Interner {
+        Interner {
+            table: Mutex::new(Table {
+                facts: HashMap::new(),
+                swept_at: floor,
+                floor,
+            }),
+        }
+    }
+
+    fn parse(&self, der: &[u8]) -> Result<Arc<CertFacts>, DecodeError> {
+        let mut key: Sha256 = [0; 32];
+        key.copy_from_slice(digest::digest(&SHA256, der).as_ref());
+        let seen = self.lock().facts.get(&key).and_then(Weak::upgrade);
+        if let Some(facts) = seen {
+            return Ok(facts);
+        }
+        // Parsed outside the lock so probes finishing together do not queue
+        // behind each other's parsing. Only successes are kept: a failure
+        // costs a parse each time, as before.
+        let facts = Arc::new(parse_uncached(der, key)?);
+        Ok(self.lock().insert(key, facts))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // Every update leaves the map consistent, so a panic elsewhere while
+        // the lock was held is no reason to stop decoding certificates.
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Table {
+    /// Stores `facts` under `key` and returns what holders should share:
+    /// the facts already there if another thread parsed the same bytes
+    /// meanwhile, else `facts`.
+    fn insert(&mut self, key: Sha256, facts: Arc<CertFacts>) -> Arc<CertFacts> {
+        match self.facts.entry(key) {
+            Entry::Occupied(mut slot) => {
+                if let Some(live) = slot.get().upgrade() {
+                    return live;
+                }
+                slot.insert(Arc::downgrade(&facts));
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(Arc::downgrade(&facts));
+                if self.facts.len() >= 2 * self.swept_at {
+                    self.sweep();
+                }
+            }
+        }
+        facts
+    }
+
+    /// Drops the entries of certificates no one holds any more. Run when
+    /// the table has doubled, this costs O(1) amortised per insert and
+    /// keeps the table within twice the live certificates (or the floor).
+    fn sweep(&mut self) {
+        self.facts.retain(|_, facts| facts.strong_count() > 0);
+        self.swept_at = self.facts.len().max(self.floor);
+        self.facts.shrink_to(2 * self.swept_at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn facts_no_one_holds_leave_the_table() {
+        // A table of its own: the process-wide one is shared with tests
+        // running in parallel.
+        let interner = Interner::new(4);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mint = |serial: u8| {
+            let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+            params.serial_number = Some(rcgen::SerialNumber::from_slice(&[serial]));
+            params.self_signed(&key).unwrap().der().to_vec()
+        };
+        let kept_der = mint(0);
+        let kept = interner.parse(&kept_der).unwrap();
+        for serial in 1..=40 {
+            drop(interner.parse(&mint(serial)).unwrap());
+            let len = interner.lock().facts.len();
+            assert!(
+                len <= 2 * 4,
+                "{len} entries after {serial} dropped certificates"
+            );
+        }
+        interner.lock().sweep();
+        assert_eq!(interner.lock().facts.len(), 1);
+        assert!(Arc::ptr_eq(&kept, &interner.parse(&kept_der).unwrap()));
+        drop(kept);
+        interner.lock().sweep();
+        assert_eq!(interner.lock().facts.len(), 0);
+    }
+
+    #[test]
+    fn a_dead_entry_is_parsed_again() {
+        let interner = Interner::new(4);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let der = rcgen::CertificateParams::new(Vec::new())
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .der()
+            .to_vec();
+        let first = interner.parse(&der).unwrap();
+        let facts = (*first).clone();
+        drop(first);
+        let again = interner.parse(&der).unwrap();
+        assert_eq!(*again, facts);
+        assert_eq!(interner.lock().facts.len(), 1);
+    }
+}
