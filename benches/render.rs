@@ -17,8 +17,8 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 use certinel::cert::{CertFacts, NameFields};
-use certinel::collector;
 use certinel::config::Config;
+use certinel::metrics;
 use certinel::snapshot::Store;
 use certinel::sources::files::{FileReport, FileScan};
 
@@ -49,7 +49,8 @@ fn store_with(certs: usize) -> Arc<Store> {
         Path::new("/"),
     )
     .unwrap_or_else(|e| panic!("benchmark config rejected: {e}"));
-    let store = Arc::new(Store::new(&config));
+    let store = Arc::new(Store::new());
+    certinel::scheduler::lay_out(&config, &store);
     let scan: FileScan = (0..certs)
         .map(|i| {
             let path = PathBuf::from(format!(
@@ -72,7 +73,7 @@ fn bench_render(c: &mut Criterion) {
     group.sample_size(30);
     for certs in [1_000usize, 10_000] {
         let store = store_with(certs);
-        let registry = collector::registry(store);
+        let registry = metrics::registry(store);
         let mut size = 0;
         group.throughput(Throughput::Elements(certs as u64));
         group.bench_with_input(
@@ -81,7 +82,7 @@ fn bench_render(c: &mut Criterion) {
             |b, registry| {
                 b.iter(|| {
                     let mut out = String::with_capacity(size + 1024);
-                    collector::encode(registry, &mut out)
+                    metrics::encode(registry, &mut out)
                         .unwrap_or_else(|e| panic!("encoding failed: {e}"));
                     size = out.len();
                     out

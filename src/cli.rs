@@ -102,9 +102,9 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value = "table")]
     pub output: OutputFormat,
 
-    /// Probe deadline for HOST:PORT arguments.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub timeout: Duration,
+    /// Probe deadline for HOST:PORT arguments (checked like `global.timeout`).
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub timeout: String,
 
     /// CA file to verify HOST:PORT arguments against (default: system roots).
     #[arg(long = "ca-file", value_name = "FILE")]

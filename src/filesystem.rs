@@ -66,6 +66,15 @@ pub(crate) enum ReadError {
     },
 }
 
+impl From<ReadError> for io::Error {
+    fn from(e: ReadError) -> io::Error {
+        match e {
+            ReadError::Io(e) => e,
+            other => io::Error::new(io::ErrorKind::InvalidInput, other.to_string()),
+        }
+    }
+}
+
 /// `stat`s `path` (following symlinks) and checks that it may be read: a
 /// regular file no larger than `cap`.
 pub(crate) fn stat_regular(path: &Path, cap: u64) -> Result<Metadata, ReadError> {

@@ -1,24 +1,44 @@
 //! certinel: a Prometheus exporter for X.509 certificate expiry.
 //!
-//! The pipeline, one module per stage:
-//! [`config`] → [`scheduler`] → [`sources`] (files, TLS endpoints) →
-//! [`snapshot`] → [`collector`] → [`exposition`] (the shared render
-//! cache) → [`server`]. Certificates become facts in [`cert`], which both
-//! sources share.
+//! Data flows one way, one module per stage:
+//!
+//! ```text
+//! config ─▶ scheduler ─▶ sources (files, endpoint) ─▶ snapshot ─▶ metrics ─▶ http
+//! ```
+//!
+//! - [`config`]: the YAML file, validated (key path and line on every
+//!   error) into a [`config::Config`]; it depends on no other stage.
+//! - [`scheduler`]: one task per file source and per endpoint target,
+//!   planned from the configuration (start = reload from nothing), with
+//!   concurrency lanes and per-probe deadlines; [`reload`] re-reads the
+//!   file on SIGHUP or HTTP request, [`watch`] wakes tasks on file changes.
+//! - [`sources`]: [`sources::files`] reads PEM/DER files safely,
+//!   [`sources::endpoint`] handshakes (STARTTLS, reason classification,
+//!   restart-pending verdicts). Sources return results; they never touch
+//!   the snapshot.
+//! - [`snapshot`]: the latest results, published as an immutable snapshot
+//!   that scrapes read without waiting.
+//! - [`metrics`]: the metric contract rendered from the snapshot (every
+//!   series through one uniqueness guard), and the render cache.
+//! - `http` ([`server`], [`web`]): `/metrics`, health, reload, certinel's
+//!   own TLS and basic auth.
+//!
+//! Below them, shared by all: [`cert`] (X.509 → facts), `crypto`,
+//! `filesystem` (reading untrusted files), `clock`, `text` (label-safe
+//! text). [`check`] is the one-shot `certinel check`, built on the same
+//! pipeline.
 
 pub mod cert;
 pub mod check;
 pub mod cli;
 mod clock;
-pub mod collector;
 pub mod config;
 mod crypto;
-pub mod exposition;
 mod filesystem;
 pub mod logging;
 pub mod memory;
+pub mod metrics;
 pub mod reload;
-pub mod rotation;
 pub mod scheduler;
 pub mod server;
 pub mod snapshot;
@@ -62,7 +82,7 @@ pub async fn run(
     options: RunOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let store = Arc::new(Store::new(&config));
+    let store = Arc::new(Store::new());
     let cancel = CancellationToken::new();
     let scheduler = scheduler::Scheduler::start(&config, store.clone(), cancel.clone());
     let (file_sources, endpoint_sources) = (config.files.len(), config.endpoints.len());
@@ -75,7 +95,7 @@ pub async fn run(
         let changes = store.subscribe();
         scheduler.spawn_aux(textfile::run(
             path,
-            Arc::new(collector::registry(store.clone())),
+            Arc::new(metrics::registry(store.clone())),
             changes,
             cancel.clone(),
         ));

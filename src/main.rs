@@ -147,7 +147,7 @@ fn run_check(args: &CheckArgs, level: Option<LogLevel>, format: Option<LogFormat
     if !args.items.is_empty() {
         let adhoc = match check::adhoc_config(
             &args.items,
-            args.timeout,
+            &args.timeout,
             args.ca_file.as_deref(),
             args.server_name.as_deref(),
         ) {

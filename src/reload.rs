@@ -46,14 +46,16 @@ pub async fn supervise(
             _ = next_hangup(&mut hangups) => None,
             _ = cancel.cancelled() => return scheduler,
         };
-        let outcome = reload(&mut scheduler, config_path.as_ref(), &store);
+        let outcome = reload(&mut scheduler, config_path.as_ref(), &store).await;
         if let Some(reply) = reply {
             let _ = reply.send(outcome);
         }
     }
 }
 
-fn reload(
+/// Reads and checks the file off the async workers (bounded in size,
+/// nesting and time: see [`Config::load_in_background`]), then applies it.
+async fn reload(
     scheduler: &mut Scheduler,
     path: Option<&PathBuf>,
     store: &Store,
@@ -61,7 +63,7 @@ fn reload(
     let Some(path) = path else {
         return Err("certinel was started without a configuration file".to_owned());
     };
-    match Config::load(path) {
+    match Config::load_in_background(path.clone()).await {
         Ok(config) => {
             let summary = scheduler.reload(&config);
             store.record_reload(true);

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::exposition::{Exposition, Format};
+use crate::metrics::{Exposition, Format};
 use crate::reload::ReloadRequest;
 use crate::snapshot::Store;
 
@@ -211,7 +211,8 @@ mod tests {
             std::path::Path::new("/"),
         )
         .unwrap();
-        let store = Arc::new(Store::new(&config));
+        let store = Arc::new(Store::new());
+        crate::scheduler::lay_out(&config, &store);
         let app = router(Arc::new(AppState::new(store.clone())));
         (app, store)
     }

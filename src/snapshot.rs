@@ -18,10 +18,10 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, EndpointTarget, MetricsSettings};
-use crate::rotation::ExpectedFile;
+use crate::config::{EndpointTarget, MetricsSettings};
+use crate::sources::endpoint::restart::RestartCheck;
+use crate::sources::endpoint::AddressReport;
 use crate::sources::files::FileScan;
-use crate::sources::tls::AddressReport;
 use crate::sources::SourceKind;
 
 /// Identifies a source across reloads.
@@ -97,8 +97,8 @@ pub enum SourceData {
 pub struct TargetReport {
     /// One report per resolved address.
     pub addresses: Vec<AddressReport>,
-    /// The leaf of the target's `expect_file`, read right after the probe.
-    pub expected: Option<ExpectedFile>,
+    /// The restart-pending verdicts, for targets with an `expect_file`.
+    pub restart: Option<RestartCheck>,
 }
 
 /// An endpoint source's targets and their latest probes.
@@ -173,43 +173,6 @@ pub struct SourceLayout {
     pub targets: Vec<(TargetId, Arc<EndpointTarget>)>,
 }
 
-impl Layout {
-    /// A layout with fresh ids in config order: sources `0..n`, each
-    /// source's targets `0..m`.
-    pub fn from_config(config: &Config) -> Layout {
-        let mut sources = Vec::with_capacity(config.source_count());
-        for f in &config.files {
-            sources.push(SourceLayout {
-                id: sources.len() as SourceId,
-                kind: SourceKind::File,
-                name: f.name.clone(),
-                interval: f.interval,
-                timeout: Duration::ZERO,
-                targets: Vec::new(),
-            });
-        }
-        for e in &config.endpoints {
-            sources.push(SourceLayout {
-                id: sources.len() as SourceId,
-                kind: SourceKind::Endpoint,
-                name: e.name.clone(),
-                interval: e.interval,
-                timeout: e.timeout,
-                targets: e
-                    .targets
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| (i as TargetId, t.clone()))
-                    .collect(),
-            });
-        }
-        Layout {
-            metrics: config.metrics.clone(),
-            sources,
-        }
-    }
-}
-
 /// The shared store.
 #[derive(Debug)]
 pub struct Store {
@@ -223,25 +186,30 @@ pub struct Store {
     changes: tokio::sync::watch::Sender<u64>,
 }
 
+impl Default for Store {
+    fn default() -> Store {
+        Store::new()
+    }
+}
+
 impl Store {
-    /// A store laid out for `config`, with ids from [`Layout::from_config`].
-    pub fn new(config: &Config) -> Store {
+    /// An empty store: no sources until a [`Layout`] is applied (the
+    /// scheduler lays it out for each configuration it runs).
+    pub fn new() -> Store {
         let empty = Snapshot {
             sources: Vec::new(),
-            metrics: config.metrics.clone(),
+            metrics: MetricsSettings::default(),
             reload: ReloadStatus {
                 successful: true,
                 last_success: SystemTime::now(),
             },
         };
-        let store = Store {
+        Store {
             current: ArcSwap::from_pointee(empty),
             write: Mutex::new(()),
             ready: AtomicBool::new(false),
             changes: tokio::sync::watch::Sender::new(0),
-        };
-        store.apply(Layout::from_config(config));
-        store
+        }
     }
 
     /// The current snapshot. Cheap; never blocks.
@@ -356,6 +324,39 @@ impl Store {
             results.pending[pos] = false;
             state.certificates = results.certificates();
             complete_round_if_done(state);
+        });
+    }
+
+    /// The last probe of a target, if it has one.
+    pub fn target_report(&self, source: SourceId, target: TargetId) -> Option<Arc<TargetReport>> {
+        let snapshot = self.load();
+        let state = snapshot.sources.iter().find(|s| s.id == source)?;
+        let SourceData::Endpoints(results) = &state.data else {
+            return None;
+        };
+        results.reports.get(results.position(target)?)?.clone()
+    }
+
+    /// Replaces the restart-pending verdicts of a target's last probe (its
+    /// `expect_file` changed). Not a probe: counters and the pass are
+    /// untouched. Ignored if the target is gone or was never probed.
+    pub fn publish_restart(&self, source: SourceId, target: TargetId, check: RestartCheck) {
+        self.update(source, |state| {
+            let SourceData::Endpoints(results) = &mut state.data else {
+                return;
+            };
+            let Some(slot) = results
+                .position(target)
+                .and_then(|i| results.reports.get_mut(i))
+            else {
+                return;
+            };
+            if let Some(report) = slot {
+                *report = Arc::new(TargetReport {
+                    addresses: report.addresses.clone(),
+                    restart: Some(check),
+                });
+            }
         });
     }
 

@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::collector;
+use crate::metrics;
 
 /// At most one write per this interval: bursts of probe results (a
 /// thousand targets finishing their first pass) become one write.
@@ -39,8 +39,8 @@ pub enum TextfileError {
 /// Renders the registry as Prometheus text format.
 pub fn render(registry: &Registry) -> Result<String, TextfileError> {
     let mut om = String::new();
-    collector::encode(registry, &mut om).map_err(|_| TextfileError::Encode)?;
-    Ok(collector::to_prometheus_text(&om))
+    metrics::encode(registry, &mut om).map_err(|_| TextfileError::Encode)?;
+    Ok(metrics::to_prometheus_text(&om))
 }
 
 /// Writes `text` to `path` atomically: a temporary file in the same

@@ -60,7 +60,7 @@ fn expiring_file_certificate_pages_through_alertmanager() {
     let certinel = Daemon::start(
         dir.path(),
         &format!(
-            "global:\n  interval: {TICK}\n  timeout: 5s\n\
+            "global:\n  interval: {TICK}\n  timeout: {TICK}\n\
              files:\n  - name: e2e-files\n    paths: [{cert}]\n\
              endpoints:\n  - name: e2e-endpoints\n    targets: [\"{target}\"]\n    ca_file: {ca}\n",
             cert = yaml_str(&cert_path),
@@ -608,10 +608,10 @@ impl Fixture {
         let certinel = Daemon::start(
             dir.path(),
             &format!(
-                "global:\n  interval: {TICK}\n  timeout: 2s\n\
+                "global:\n  interval: {TICK}\n  timeout: {TICK}\n\
                  files:\n  - name: dash-files\n    paths: [{glob}]\n\
                  endpoints:\n  - name: dash-endpoints\n    targets: [\"{good}\", \"{refused}\"]\n    ca_file: {ca}\n\
-                 \x20 - name: dash-stuck\n    targets: [\"{stuck}\"]\n    timeout: 120s\n",
+                 \x20 - name: dash-stuck\n    targets: [\"{stuck}\"]\n    interval: 120s\n    timeout: 120s\n",
                 glob = yaml_str(&certs_glob),
                 ca = yaml_str(&ca_path),
                 stuck = stuck.local_addr().unwrap(),

@@ -287,7 +287,7 @@ fn server_serving_an_older_certificate_than_its_file_is_restart_pending() {
     let addr = server.addr;
     let target = format!("localhost:{}", addr.port());
     let config = format!(
-        "global:\n  interval: 1s\n  timeout: 5s\nendpoints:\n  - name: varpulis\n    ca_file: ca.crt\n    targets:\n      - {{ target: \"{target}\", expect_file: tls/tls.crt }}\n"
+        "global:\n  interval: 1s\n  timeout: 1s\nendpoints:\n  - name: varpulis\n    ca_file: ca.crt\n    targets:\n      - {{ target: \"{target}\", expect_file: tls/tls.crt }}\n"
     );
     let daemon = Daemon::start(tmp.path(), &config);
     let filepath = file.to_string_lossy().into_owned();
@@ -332,7 +332,7 @@ fn file_older_than_the_served_certificate_is_not_restart_pending() {
     let daemon = Daemon::start(
         tmp.path(),
         &format!(
-            "global:\n  interval: 1s\nendpoints:\n  - name: e\n    ca_file: ca.crt\n    expect_file: tls.crt\n    targets: [\"{target}\"]\n"
+            "global:\n  interval: 1s\n  timeout: 1s\nendpoints:\n  - name: e\n    ca_file: ca.crt\n    expect_file: tls.crt\n    targets: [\"{target}\"]\n"
         ),
     );
     let m = daemon.wait_for(FOLLOW, |m| m.has("certinel_served_cert_stale", &[]));

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use certinel::config::{Config, EndpointSourceConfig};
-use certinel::sources::tls::{probe, AddressReport, TlsErrorReason};
+use certinel::sources::endpoint::{probe, AddressReport, TlsErrorReason};
 
 use crate::common::*;
 
@@ -511,7 +511,7 @@ fn expired_endpoint_is_exported_and_flagged_on_metrics() {
     let daemon = Daemon::start(
         pki.path(),
         &format!(
-            "endpoints:\n  - name: web\n    targets: [\"{target}\"]\n    ca_file: ca.crt\n    interval: 1s\n    timeout: 5s\n"
+            "endpoints:\n  - name: web\n    targets: [\"{target}\"]\n    ca_file: ca.crt\n    interval: 1s\n    timeout: 1s\n"
         ),
     );
     let address = server.addr.to_string();

@@ -5,7 +5,7 @@
 //! wherever it was seen: [`parse_der`] for one certificate,
 //! [`decode_bundle`] for a PEM bundle or DER file.
 //!
-//! Facts are shared, not copied ([`intern`]): the same intermediate served
+//! Facts are shared, not copied (`intern`): the same intermediate served
 //! by a thousand endpoints, or the same CA in many bundles, is parsed once
 //! and stored once.
 

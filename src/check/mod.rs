@@ -3,19 +3,25 @@
 //!
 //! It runs the daemon's own pipeline — [`scheduler::run_once`] into a
 //! [`Store`] — and only formats the snapshot, so a check and the daemon
-//! can never disagree about a certificate.
+//! can never disagree about a certificate. Its arguments become a raw
+//! configuration (`args`) validated like any configuration file; the
+//! table is [`table`].
 
-use std::fmt::Write as _;
-use std::io::IsTerminal;
+mod args;
+mod table;
+
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::snapshot::{SourceData, Store};
-use crate::{collector, scheduler, textfile};
+use crate::{metrics, scheduler, textfile};
+
+pub use args::{adhoc_config, merge};
+pub use table::{table, use_colour};
 
 /// Exit code: everything fine.
 pub const EXIT_OK: u8 = 0;
@@ -43,7 +49,7 @@ pub enum Status {
 }
 
 impl Status {
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Status::Ok => "OK",
             Status::Warn => "WARN",
@@ -53,7 +59,7 @@ impl Status {
         }
     }
 
-    fn colour(self) -> &'static str {
+    pub(crate) fn colour(self) -> &'static str {
         match self {
             Status::Ok => "\x1b[32m",
             Status::Warn => "\x1b[33m",
@@ -97,7 +103,7 @@ pub struct Row {
 }
 
 impl Row {
-    fn place(&self) -> String {
+    pub(crate) fn place(&self) -> String {
         let base = if self.source_kind == "file" {
             self.filepath.clone()
         } else if self.address.is_empty() {
@@ -128,10 +134,10 @@ pub async fn run(
     thresholds: Thresholds,
     textfile: Option<&Path>,
 ) -> Result<Vec<Row>, textfile::TextfileError> {
-    let store = Arc::new(Store::new(config));
+    let store = Arc::new(Store::new());
     scheduler::run_once(config, store.clone()).await;
     if let Some(path) = textfile {
-        let registry = collector::registry(store.clone());
+        let registry = metrics::registry(store.clone());
         textfile::write_atomic(path, &textfile::render(&registry)?)?;
     }
     Ok(rows(&store, thresholds, SystemTime::now()))
@@ -246,167 +252,6 @@ pub fn exit_code(rows: &[Row]) -> u8 {
     }
 }
 
-/// Renders rows as an aligned table; `colour` adds ANSI colours to the
-/// status column.
-pub fn table(rows: &[Row], colour: bool) -> String {
-    let headers = [
-        "STATUS",
-        "DAYS LEFT",
-        "NOT AFTER",
-        "SUBJECT",
-        "WHERE",
-        "REASON",
-    ];
-    let cells: Vec<[String; 6]> = rows
-        .iter()
-        .map(|r| {
-            [
-                r.status.label().to_owned(),
-                r.days_left.map(|d| format!("{d:.1}")).unwrap_or_default(),
-                r.not_after.map(date).unwrap_or_default(),
-                r.subject_cn.clone(),
-                r.place(),
-                r.reason.unwrap_or("").to_owned(),
-            ]
-        })
-        .collect();
-    let mut widths = headers.map(str::len);
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let line = |out: &mut String, row: &[String; 6], status: Option<Status>| {
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            let pad = w - cell.chars().count();
-            let right = i == 1;
-            let (pre, post) = match status {
-                Some(s) if i == 0 && colour => (s.colour(), "\x1b[0m"),
-                _ => ("", ""),
-            };
-            if i > 0 {
-                out.push_str("  ");
-            }
-            if right {
-                out.push_str(&" ".repeat(pad));
-            }
-            let _ = write!(out, "{pre}{cell}{post}");
-            if !right && i + 1 < row.len() {
-                out.push_str(&" ".repeat(pad));
-            }
-        }
-        let trimmed = out.trim_end().len();
-        out.truncate(trimmed);
-        out.push('\n');
-    };
-    line(&mut out, &headers.map(str::to_owned), None);
-    for (row, r) in cells.iter().zip(rows) {
-        line(&mut out, row, Some(r.status));
-    }
-    out
-}
-
-/// Whether to colour: stdout is a terminal and `NO_COLOR` is unset.
-pub fn use_colour() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-}
-
-fn date(unix: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
-    humantime::format_rfc3339_seconds(t)
-        .to_string()
-        .chars()
-        .take(10)
-        .collect()
-}
-
-/// Builds a config from `certinel check` arguments: each argument that
-/// names an existing path or looks like one (has `/` or a glob character)
-/// is a file pattern; `host:port` is an endpoint target.
-pub fn adhoc_config(
-    args: &[String],
-    timeout: Duration,
-    ca_file: Option<&Path>,
-    server_name: Option<&str>,
-) -> Result<Config, ConfigError> {
-    use serde_norway::{Mapping, Value};
-    let mut paths = Vec::new();
-    let mut targets = Vec::new();
-    for a in args {
-        if is_file_arg(a) {
-            paths.push(Value::from(a.as_str()));
-        } else {
-            targets.push(Value::from(a.as_str()));
-        }
-    }
-    let mut root = Mapping::new();
-    let mut global = Mapping::new();
-    global.insert(
-        "timeout".into(),
-        humantime::format_duration(timeout).to_string().into(),
-    );
-    root.insert("global".into(), Value::Mapping(global));
-    if !paths.is_empty() {
-        let mut f = Mapping::new();
-        f.insert("name".into(), "files".into());
-        f.insert("paths".into(), Value::Sequence(paths));
-        root.insert("files".into(), Value::Sequence(vec![Value::Mapping(f)]));
-    }
-    if !targets.is_empty() {
-        let mut e = Mapping::new();
-        e.insert("name".into(), "endpoints".into());
-        e.insert("targets".into(), Value::Sequence(targets));
-        if let Some(ca) = ca_file {
-            e.insert("ca_file".into(), ca.to_string_lossy().into_owned().into());
-        }
-        if let Some(sn) = server_name {
-            e.insert("server_name".into(), sn.into());
-        }
-        root.insert("endpoints".into(), Value::Sequence(vec![Value::Mapping(e)]));
-    }
-    let yaml = serde_norway::to_string(&Value::Mapping(root))
-        .map_err(|e| ConfigError::Invalid(format!("arguments: {e}")))?;
-    Config::from_yaml(&yaml, Path::new("."))
-        .map_err(|e| ConfigError::Invalid(format!("arguments: {e}")))
-}
-
-fn is_file_arg(a: &str) -> bool {
-    if Path::new(a).exists() {
-        return true;
-    }
-    // `host:port` (or `[v6]:port`) with a numeric port and no path
-    // separator is a target; anything else is a path or glob.
-    let target = !a.contains('/')
-        && matches!(a.rsplit_once(':'), Some((_, port)) if port.parse::<u16>().is_ok());
-    !target
-}
-
-/// Adds the sources of `extra` to `base`, refusing name clashes.
-pub fn merge(mut base: Config, extra: Config) -> Result<Config, ConfigError> {
-    let names: Vec<&str> = base
-        .files
-        .iter()
-        .map(|f| f.name.as_str())
-        .chain(base.endpoints.iter().map(|e| e.name.as_str()))
-        .collect();
-    for name in extra
-        .files
-        .iter()
-        .map(|f| &f.name)
-        .chain(extra.endpoints.iter().map(|e| &e.name))
-    {
-        if names.contains(&name.as_str()) {
-            return Err(ConfigError::Invalid(format!(
-                "the config file already has a source named {name:?}, which certinel check uses for its arguments"
-            )));
-        }
-    }
-    base.files.extend(extra.files);
-    base.endpoints.extend(extra.endpoints);
-    Ok(base)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,27 +286,5 @@ mod tests {
         assert_eq!(exit_code(&[row(Status::Expired, Some(-1.0))]), EXIT_CRIT);
         assert_eq!(exit_code(&[row(Status::Error, None)]), EXIT_CRIT);
         assert_eq!(exit_code(&[]), EXIT_UNKNOWN);
-    }
-
-    #[test]
-    fn arguments_are_told_apart() {
-        assert!(is_file_arg("/etc/ssl/certs/x.pem"));
-        assert!(is_file_arg("certs/*.pem"));
-        assert!(is_file_arg("tls.crt"));
-        assert!(!is_file_arg("example.com:443"));
-        assert!(!is_file_arg("[::1]:8443"));
-    }
-
-    #[test]
-    fn table_is_aligned_and_uncoloured_when_asked() {
-        let t = table(
-            &[row(Status::Warn, Some(20.0)), row(Status::Ok, Some(365.0))],
-            false,
-        );
-        let lines: Vec<&str> = t.lines().collect();
-        assert!(lines[0].starts_with("STATUS  DAYS LEFT  NOT AFTER"), "{t}");
-        assert!(lines[1].starts_with("WARN         20.0  1970-01-21"), "{t}");
-        assert!(lines[2].starts_with("OK          365.0"), "{t}");
-        assert!(!t.contains('\x1b'));
     }
 }

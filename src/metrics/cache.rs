@@ -5,7 +5,7 @@
 //!
 //! * the body has two parts: the snapshot part (every family per
 //!   certificate, probe and source, nearly all of the bytes) is rendered
-//!   once per snapshot, and again only when [`collector::valid_until`]
+//!   once per snapshot, and again only when [`valid_until`]
 //!   says a value in it is due to flip with the clock; the clock part
 //!   (`process_*`, the opt-in relative metrics) is rendered per second;
 //! * one render serves every scrape of the same snapshot in the same
@@ -31,21 +31,24 @@ use axum::body::Bytes;
 use prometheus_client::registry::Registry;
 use tokio::sync::OnceCell;
 
-use crate::collector;
+use super::{
+    clock_registry, encode as encode_registry, snapshot_registry, to_prometheus_text, valid_until,
+    CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE,
+};
 use crate::snapshot::Store;
 
 /// How old a body may be when served for a later second of the same
 /// snapshot. Values that move with the clock (`x509_cert_expired`,
 /// `x509_source_up`, `expose_relative`, `process_*`) are then at most this
 /// much late.
-pub const STALE_FOR: Duration = Duration::from_secs(1);
+pub(super) const STALE_FOR: Duration = Duration::from_secs(1);
 
 /// A body that has not been replaced this long after its render is
 /// dropped. Under sustained load a new one is rendered every second, so it
 /// stays; a Prometheus scraping every 15 s or more would find it outdated
 /// anyway (endpoint probes publish between scrapes), and holding a body of
 /// megabytes between its scrapes is what a sidecar should not do.
-pub const KEEP_FOR: Duration = Duration::from_secs(2);
+pub(super) const KEEP_FOR: Duration = Duration::from_secs(2);
 
 /// Why no body could be produced.
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +74,8 @@ impl Format {
     /// The `Content-Type` of a body in this format.
     pub fn content_type(self) -> &'static str {
         match self {
-            Format::OpenMetrics => collector::CONTENT_TYPE,
-            Format::PrometheusText => collector::PROMETHEUS_TEXT_CONTENT_TYPE,
+            Format::OpenMetrics => CONTENT_TYPE,
+            Format::PrometheusText => PROMETHEUS_TEXT_CONTENT_TYPE,
         }
     }
 }
@@ -147,7 +150,7 @@ impl Rendered {
 /// Converts OpenMetrics to the text format on the blocking pool.
 async fn to_text(openmetrics: Bytes) -> Result<Bytes, RenderError> {
     let text = tokio::task::spawn_blocking(move || {
-        collector::to_prometheus_text(std::str::from_utf8(&openmetrics).unwrap_or_default())
+        to_prometheus_text(std::str::from_utf8(&openmetrics).unwrap_or_default())
     })
     .await?;
     Ok(Bytes::from(text))
@@ -156,7 +159,7 @@ async fn to_text(openmetrics: Bytes) -> Result<Bytes, RenderError> {
 /// Encodes `registry` as OpenMetrics, reserving `capacity` bytes.
 fn encode(registry: &Registry, capacity: usize) -> Result<String, RenderError> {
     let mut body = String::with_capacity(capacity);
-    collector::encode(registry, &mut body).map_err(|_| RenderError::Encode)?;
+    encode_registry(registry, &mut body).map_err(|_| RenderError::Encode)?;
     Ok(body)
 }
 
@@ -178,12 +181,12 @@ pub struct Exposition {
 }
 
 impl Exposition {
-    /// A cache over the metrics of `store` ([`collector::snapshot_registry`]
-    /// followed by [`collector::clock_registry`]).
+    /// A cache over the metrics of `store` ([`snapshot_registry`]
+    /// followed by [`clock_registry`]).
     pub fn new(store: Arc<Store>) -> Exposition {
         Exposition {
-            snapshot_registry: Arc::new(collector::snapshot_registry(store.clone())),
-            clock_registry: Arc::new(collector::clock_registry(store.clone())),
+            snapshot_registry: Arc::new(snapshot_registry(store.clone())),
+            clock_registry: Arc::new(clock_registry(store.clone())),
             store,
             latest: Mutex::new(None),
             rendering: tokio::sync::Mutex::new(()),
@@ -244,7 +247,7 @@ impl Exposition {
             let part = match reusable {
                 Some(part) => part,
                 None => {
-                    let valid_until = collector::valid_until(&store.load(), now);
+                    let valid_until = valid_until(&store.load(), now);
                     let mut body = encode(&snapshot_registry, capacity + 1024)?;
                     if body.ends_with(EOF) {
                         body.truncate(body.len() - EOF.len());
@@ -345,7 +348,8 @@ mod tests {
             std::path::Path::new("/"),
         )
         .unwrap();
-        let store = Arc::new(Store::new(&config));
+        let store = Arc::new(Store::new());
+        crate::scheduler::lay_out(&config, &store);
         (Arc::new(Exposition::new(store.clone())), store)
     }
 

@@ -1,13 +1,12 @@
 //! Where certificates come from: files on disk and TLS endpoints.
 //!
 //! Each source kind lives in its own module behind one entry point —
-//! [`files::scan`] and [`tls::probe`] — that turns configuration into
+//! [`files::scan`] and [`endpoint::probe`] — that turns configuration into
 //! results and never touches the snapshot or the metrics: the scheduler
 //! calls them and publishes what they return.
 
+pub mod endpoint;
 pub mod files;
-pub mod starttls;
-pub mod tls;
 
 /// The kind of a source, as exported in the `source_kind` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

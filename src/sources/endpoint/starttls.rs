@@ -6,30 +6,15 @@
 //! TLS. Replies are bounded in size, so a hostile server cannot make us
 //! buffer without end; the caller's deadline bounds the time.
 
-use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Protocols whose STARTTLS certinel speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Starttls {
-    /// SMTP (`EHLO`, `STARTTLS`, 220), ports 25/587.
-    Smtp,
-    /// IMAP (`a1 STARTTLS`, `a1 OK`), port 143.
-    Imap,
-    /// POP3 (`STLS`, `+OK`), port 110.
-    Pop3,
-    /// FTP (`AUTH TLS`, 234), port 21.
-    Ftp,
-    /// PostgreSQL (SSLRequest, `S`), port 5432.
-    Postgres,
-}
+use crate::config::Starttls;
 
 /// STARTTLS did not end with the server ready for TLS.
 #[derive(Debug, thiserror::Error)]
 #[error("starttls ({protocol}): {detail}")]
-pub struct StarttlsError {
+pub(crate) struct StarttlsError {
     protocol: &'static str,
     detail: String,
 }
@@ -40,14 +25,11 @@ const MAX_LINE: usize = 2048;
 const MAX_LINES: usize = 64;
 
 /// Runs the protocol's STARTTLS exchange on a fresh connection.
-pub async fn upgrade(stream: &mut TcpStream, protocol: Starttls) -> Result<(), StarttlsError> {
-    let name = match protocol {
-        Starttls::Smtp => "smtp",
-        Starttls::Imap => "imap",
-        Starttls::Pop3 => "pop3",
-        Starttls::Ftp => "ftp",
-        Starttls::Postgres => "postgres",
-    };
+pub(super) async fn upgrade(
+    stream: &mut TcpStream,
+    protocol: Starttls,
+) -> Result<(), StarttlsError> {
+    let name = protocol.as_str();
     let fail = |detail: String| StarttlsError {
         protocol: name,
         detail,

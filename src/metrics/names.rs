@@ -1,0 +1,56 @@
+//! Every metric name and help text of the contract (README "Metrics"), in
+//! one place.
+
+pub(super) const NOT_AFTER: &str = "x509_cert_not_after";
+pub(super) const NOT_AFTER_HELP: &str = "NotAfter of the certificate, Unix seconds.";
+pub(super) const NOT_BEFORE: &str = "x509_cert_not_before";
+pub(super) const NOT_BEFORE_HELP: &str = "NotBefore of the certificate, Unix seconds.";
+pub(super) const EXPIRED: &str = "x509_cert_expired";
+pub(super) const EXPIRED_HELP: &str = "1 if the certificate has expired (now > NotAfter), else 0.";
+pub(super) const EXPIRES_IN: &str = "x509_cert_expires_in_seconds";
+pub(super) const EXPIRES_IN_HELP: &str = "Seconds until NotAfter, computed at scrape time.";
+pub(super) const VALID_SINCE: &str = "x509_cert_valid_since_seconds";
+pub(super) const VALID_SINCE_HELP: &str = "Seconds since NotBefore, computed at scrape time.";
+
+pub(super) const HANDSHAKE_ERROR: &str = "certinel_tls_handshake_error";
+pub(super) const HANDSHAKE_ERROR_HELP: &str =
+    "1 if the last probe of this address failed (transport or verification), 0 if it succeeded.";
+pub(super) const HANDSHAKE_ERROR_INFO: &str = "certinel_tls_handshake_error_info";
+pub(super) const HANDSHAKE_ERROR_INFO_HELP: &str =
+    "Present while the last probe of this address failed; the reason label says why.";
+pub(super) const HANDSHAKE_DURATION: &str = "certinel_tls_handshake_duration_seconds";
+pub(super) const HANDSHAKE_DURATION_HELP: &str =
+    "Duration of the last probe of this address: connect, STARTTLS and TLS handshake.";
+pub(super) const TLS_INFO: &str = "certinel_tls_info";
+pub(super) const TLS_INFO_HELP: &str = "TLS version and cipher suite negotiated by the last probe.";
+pub(super) const LAST_PROBE: &str = "certinel_tls_last_probe_timestamp_seconds";
+pub(super) const LAST_PROBE_HELP: &str = "When this address was last probed, Unix seconds.";
+pub(super) const SERVED_STALE: &str = "certinel_served_cert_stale";
+pub(super) const SERVED_STALE_HELP: &str =
+    "1 when the server presents an older certificate than its expect_file holds (restart pending), 0 otherwise.";
+
+pub(super) const FILE_ERROR_INFO: &str = "certinel_file_error_info";
+pub(super) const FILE_ERROR_INFO_HELP: &str =
+    "Present while a file cannot be used; the reason label says why.";
+pub(super) const READ_ERRORS: &str = "x509_read_errors";
+pub(super) const READ_ERRORS_HELP: &str = "Number of files currently in error across all sources.";
+
+pub(super) const BUILD_INFO: &str = "certinel_build_info";
+pub(super) const BUILD_INFO_HELP: &str = "certinel build: version, git revision, rustc version.";
+pub(super) const SOURCE_UP: &str = "x509_source_up";
+pub(super) const SOURCE_UP_HELP: &str =
+    "1 when the source completed a pass within two intervals (plus one timeout), else 0.";
+pub(super) const SOURCE_ERRORS: &str = "x509_source_errors";
+pub(super) const SOURCE_ERRORS_HELP: &str = "Failed file reads and probes since start, by reason.";
+pub(super) const SOURCE_LAST_RUN: &str = "certinel_source_last_run_timestamp_seconds";
+pub(super) const SOURCE_LAST_RUN_HELP: &str =
+    "When the source last completed a pass, Unix seconds.";
+pub(super) const SOURCE_DURATION: &str = "certinel_source_duration_seconds";
+pub(super) const SOURCE_DURATION_HELP: &str = "Duration of the source's last completed pass.";
+pub(super) const CERTIFICATES: &str = "certinel_certificates";
+pub(super) const CERTIFICATES_HELP: &str = "Certificates currently tracked, by source kind.";
+pub(super) const RELOAD_OK: &str = "certinel_config_last_reload_successful";
+pub(super) const RELOAD_OK_HELP: &str =
+    "Whether the last configuration reload attempt was successful.";
+pub(super) const RELOAD_TIME: &str = "certinel_config_last_reload_success_timestamp_seconds";
+pub(super) const RELOAD_TIME_HELP: &str = "Timestamp of the last successful configuration reload.";

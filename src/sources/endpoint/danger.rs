@@ -1,0 +1,108 @@
+//! The recording verifier. Dangerous by design and kept here, private: it
+//! accepts every certificate so the handshake completes and we can read
+//! expired, self-signed or mis-issued chains — which is the whole point of
+//! a certificate exporter. It still runs the real WebPKI verification and
+//! records the verdict, and handshake signatures are still checked, so the
+//! chain we report is one the server holds the key for.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+
+use crate::crypto::HandshakeSignatures;
+
+pub(super) struct Seen {
+    pub(super) chain: Vec<Vec<u8>>,
+    pub(super) verdict: Result<(), rustls::Error>,
+}
+
+#[derive(Debug)]
+pub(super) struct Recorder {
+    inner: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    signatures: HandshakeSignatures,
+    seen: Mutex<Option<Seen>>,
+}
+
+impl fmt::Debug for Seen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Seen")
+            .field("chain_len", &self.chain.len())
+            .field("verdict", &self.verdict)
+            .finish()
+    }
+}
+
+impl Recorder {
+    pub(super) fn new(
+        inner: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+        provider: Arc<CryptoProvider>,
+    ) -> Recorder {
+        Recorder {
+            inner,
+            signatures: HandshakeSignatures::new(&provider),
+            seen: Mutex::new(None),
+        }
+    }
+
+    pub(super) fn take(&self) -> Option<Seen> {
+        match self.seen.lock() {
+            Ok(mut g) => g.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        }
+    }
+}
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = match &self.inner {
+            Some(v) => v
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+                .map(|_| ()),
+            None => Err(rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer,
+            )),
+        };
+        let mut chain = Vec::with_capacity(1 + intermediates.len());
+        chain.push(end_entity.as_ref().to_vec());
+        chain.extend(intermediates.iter().map(|c| c.as_ref().to_vec()));
+        let seen = Seen { chain, verdict };
+        match self.seen.lock() {
+            Ok(mut g) => *g = Some(seen),
+            Err(poisoned) => *poisoned.into_inner() = Some(seen),
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.signatures.tls12(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.signatures.tls13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.signatures.schemes()
+    }
+}

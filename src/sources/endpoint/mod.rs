@@ -1,0 +1,153 @@
+//! The endpoint source: resolve, connect, optionally STARTTLS, handshake,
+//! and report the chain the server presented and what was wrong with it.
+//!
+//! Every resolved address is probed, concurrently, under one deadline for
+//! the whole target. Certificate verification never aborts the handshake:
+//! the recording verifier in `danger` keeps the chain and the verdict of
+//! the real WebPKI verification, so an expired or mis-issued certificate is
+//! exported *and* flagged. Failures are classified in `reason`; one
+//! connection is `session`; the plain-text prelude is `starttls`; and
+//! whether the server still serves an older certificate than its file is
+//! decided in [`restart`].
+
+mod danger;
+mod reason;
+pub mod restart;
+mod session;
+mod starttls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::time::timeout_at;
+
+use crate::cert::{self, CertFacts};
+use crate::config::{EndpointTarget, Starttls, TlsSettings};
+
+pub use reason::{ProbeError, TlsErrorReason};
+use session::Session;
+
+/// Negotiated parameters of a completed handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    /// `TLS1.2` or `TLS1.3`.
+    pub version: &'static str,
+    /// IANA cipher suite name.
+    pub cipher_suite: String,
+}
+
+/// The outcome of probing one address of a target.
+#[derive(Debug, Clone)]
+pub struct AddressReport {
+    /// `ip:port` connected to; `""` when the name did not resolve.
+    pub address: String,
+    /// The chain as presented, leaf first (empty if none was seen).
+    pub chain: Vec<Arc<CertFacts>>,
+    /// Set when the probe failed, in transport or verification.
+    pub error: Option<ProbeError>,
+    /// Set when the TLS handshake completed (even if verification failed).
+    pub negotiated: Option<Negotiated>,
+    /// Connect + STARTTLS + handshake.
+    pub duration: Duration,
+    /// When the probe of this address started.
+    pub probed_at: SystemTime,
+}
+
+/// Probes one target: resolves it and probes every address it resolves
+/// to, concurrently, all within `timeout`. Never returns an empty list.
+pub async fn probe(
+    target: &EndpointTarget,
+    tls: &TlsSettings,
+    starttls: Option<Starttls>,
+    timeout: Duration,
+) -> Vec<AddressReport> {
+    let deadline = deadline_after(timeout);
+    let started = Instant::now();
+    let probed_at = SystemTime::now();
+    let dns_failure = |detail: String| {
+        vec![AddressReport {
+            address: String::new(),
+            chain: Vec::new(),
+            error: Some(ProbeError::new(TlsErrorReason::Dns, detail)),
+            negotiated: None,
+            duration: started.elapsed(),
+            probed_at,
+        }]
+    };
+    let lookup = tokio::net::lookup_host((target.host.as_str(), target.port));
+    let mut addrs: Vec<SocketAddr> = match timeout_at(deadline, lookup).await {
+        Ok(Ok(addrs)) => addrs.collect(),
+        Ok(Err(e)) => return dns_failure(format!("cannot resolve {}: {e}", target.host)),
+        Err(_) => {
+            return dns_failure(format!(
+                "resolving {} did not finish within {timeout:?}",
+                target.host
+            ))
+        }
+    };
+    addrs.sort();
+    addrs.dedup();
+    if addrs.is_empty() {
+        return dns_failure(format!("{} resolves to no address", target.host));
+    }
+    let probes = addrs
+        .into_iter()
+        .map(|addr| probe_address(addr, target, tls, starttls, deadline));
+    futures_util::future::join_all(probes).await
+}
+
+async fn probe_address(
+    addr: SocketAddr,
+    target: &EndpointTarget,
+    tls: &TlsSettings,
+    starttls: Option<Starttls>,
+    deadline: tokio::time::Instant,
+) -> AddressReport {
+    let started = Instant::now();
+    let probed_at = SystemTime::now();
+    let session = Session::new(tls);
+    let outcome = timeout_at(
+        deadline,
+        session::handshake(addr, target, starttls, &session),
+    )
+    .await;
+    let duration = started.elapsed();
+    let seen = session.recorder.take();
+    let chain: Vec<Arc<CertFacts>> = seen
+        .as_ref()
+        .map(|s| {
+            s.chain
+                .iter()
+                .filter_map(|der| cert::parse_der(der).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let verdict = seen.and_then(|s| s.verdict.err());
+    let (error, negotiated) = match outcome {
+        Err(_) => (
+            Some(ProbeError::new(
+                TlsErrorReason::Timeout,
+                "no complete handshake before the deadline",
+            )),
+            None,
+        ),
+        Ok(Err(failure)) => (Some(failure.classify(session.missing_client_cert())), None),
+        Ok(Ok(negotiated)) => (verdict.map(|e| reason::verdict_error(&e)), Some(negotiated)),
+    };
+    AddressReport {
+        address: addr.to_string(),
+        chain,
+        error,
+        negotiated,
+        duration,
+        probed_at,
+    }
+}
+
+/// `timeout` from now, saturating: a deadline is never a reason to panic.
+fn deadline_after(timeout: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+}

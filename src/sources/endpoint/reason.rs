@@ -1,0 +1,250 @@
+//! Why a probe failed: the closed `reason` set of
+//! `certinel_tls_handshake_error_info`, and the one place that maps
+//! connect errors, STARTTLS failures, TLS alerts and WebPKI verdicts onto
+//! it.
+
+use std::fmt;
+
+use rustls::{AlertDescription, CertificateError, InvalidMessage};
+
+use super::starttls::StarttlsError;
+
+/// The closed `reason` set of `certinel_tls_handshake_error_info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsErrorReason {
+    /// The name does not resolve.
+    Dns,
+    /// Connection refused.
+    Refused,
+    /// The deadline passed.
+    Timeout,
+    /// Connection closed or reset mid-handshake.
+    Reset,
+    /// The peer does not speak TLS.
+    NotTls,
+    /// No TLS version in common.
+    ProtocolVersion,
+    /// Another TLS alert from the peer.
+    HandshakeFailure,
+    /// The server wants a client certificate we did not (or could not) give.
+    ClientCertRequired,
+    /// The certificate's NotAfter has passed.
+    Expired,
+    /// The certificate's NotBefore is in the future.
+    NotYetValid,
+    /// The chain does not lead to a trusted root.
+    UnknownCa,
+    /// The certificate is not valid for the server name.
+    HostnameMismatch,
+    /// The chain is unparsable or otherwise invalid.
+    BadCertificate,
+    /// STARTTLS negotiation failed.
+    Starttls,
+    /// Anything else.
+    Other,
+}
+
+impl TlsErrorReason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsErrorReason::Dns => "dns",
+            TlsErrorReason::Refused => "refused",
+            TlsErrorReason::Timeout => "timeout",
+            TlsErrorReason::Reset => "reset",
+            TlsErrorReason::NotTls => "not_tls",
+            TlsErrorReason::ProtocolVersion => "protocol_version",
+            TlsErrorReason::HandshakeFailure => "handshake_failure",
+            TlsErrorReason::ClientCertRequired => "client_cert_required",
+            TlsErrorReason::Expired => "expired",
+            TlsErrorReason::NotYetValid => "not_yet_valid",
+            TlsErrorReason::UnknownCa => "unknown_ca",
+            TlsErrorReason::HostnameMismatch => "hostname_mismatch",
+            TlsErrorReason::BadCertificate => "bad_certificate",
+            TlsErrorReason::Starttls => "starttls",
+            TlsErrorReason::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for TlsErrorReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed probe: the reason for the metric, the detail for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeError {
+    /// The contract reason.
+    pub reason: TlsErrorReason,
+    /// What exactly happened.
+    pub detail: String,
+}
+
+impl ProbeError {
+    pub(crate) fn new(reason: TlsErrorReason, detail: impl Into<String>) -> ProbeError {
+        ProbeError {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Where a probe failed.
+pub(super) enum Failure {
+    Connect(std::io::Error),
+    Starttls(StarttlsError),
+    Tls(std::io::Error),
+    ClosedAfterHandshake,
+    InvalidServerName(String),
+}
+
+impl Failure {
+    /// The reason and detail; `missing_cert`: the server asked for a
+    /// client certificate and none was configured.
+    pub(super) fn classify(self, missing_cert: bool) -> ProbeError {
+        use std::io::ErrorKind;
+        match self {
+            Failure::Connect(e) => {
+                let reason = match e.kind() {
+                    ErrorKind::ConnectionRefused => TlsErrorReason::Refused,
+                    ErrorKind::TimedOut => TlsErrorReason::Timeout,
+                    ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
+                        TlsErrorReason::Reset
+                    }
+                    _ => TlsErrorReason::Other,
+                };
+                ProbeError::new(reason, format!("connect: {e}"))
+            }
+            Failure::Starttls(e) => ProbeError::new(TlsErrorReason::Starttls, e.to_string()),
+            Failure::InvalidServerName(name) => ProbeError::new(
+                TlsErrorReason::Other,
+                format!("{name:?} is not a valid TLS server name"),
+            ),
+            Failure::ClosedAfterHandshake => ProbeError::new(
+                if missing_cert {
+                    TlsErrorReason::ClientCertRequired
+                } else {
+                    TlsErrorReason::Reset
+                },
+                "server closed the connection right after the handshake",
+            ),
+            Failure::Tls(e) => {
+                if let Some(tls_err) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                    return ProbeError::new(
+                        rustls_reason(tls_err, missing_cert),
+                        format!("handshake: {tls_err}"),
+                    );
+                }
+                let reason = match e.kind() {
+                    ErrorKind::UnexpectedEof
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::BrokenPipe
+                        if missing_cert =>
+                    {
+                        TlsErrorReason::ClientCertRequired
+                    }
+                    ErrorKind::UnexpectedEof
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::BrokenPipe => TlsErrorReason::Reset,
+                    ErrorKind::TimedOut => TlsErrorReason::Timeout,
+                    _ => TlsErrorReason::Other,
+                };
+                ProbeError::new(reason, format!("handshake: {e}"))
+            }
+        }
+    }
+}
+
+fn rustls_reason(e: &rustls::Error, missing_cert: bool) -> TlsErrorReason {
+    use rustls::Error;
+    use rustls::PeerIncompatible as P;
+    match e {
+        Error::AlertReceived(alert) => match alert {
+            AlertDescription::ProtocolVersion => TlsErrorReason::ProtocolVersion,
+            AlertDescription::CertificateRequired => TlsErrorReason::ClientCertRequired,
+            // A TLS 1.2 server rejecting the empty Certificate we sent.
+            AlertDescription::HandshakeFailure
+            | AlertDescription::BadCertificate
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::UnknownCA
+            | AlertDescription::AccessDenied
+                if missing_cert =>
+            {
+                TlsErrorReason::ClientCertRequired
+            }
+            _ => TlsErrorReason::HandshakeFailure,
+        },
+        Error::PeerIncompatible(
+            P::ServerDoesNotSupportTls12Or13
+            | P::ServerTlsVersionIsDisabledByOurConfig
+            | P::SupportedVersionsExtensionRequired
+            | P::Tls12NotOffered
+            | P::Tls12NotOfferedOrEnabled,
+        ) => TlsErrorReason::ProtocolVersion,
+        Error::PeerIncompatible(_) | Error::PeerMisbehaved(_) => TlsErrorReason::HandshakeFailure,
+        // The deframer's 64 KiB cap on one handshake message: in practice
+        // a Certificate message with an absurd chain (or a CertificateRequest
+        // naming thousands of CAs). The peer does speak TLS.
+        Error::InvalidMessage(InvalidMessage::HandshakePayloadTooLarge) => {
+            TlsErrorReason::BadCertificate
+        }
+        Error::InvalidMessage(_)
+        | Error::InappropriateMessage { .. }
+        | Error::InappropriateHandshakeMessage { .. } => TlsErrorReason::NotTls,
+        Error::InvalidCertificate(_) | Error::NoCertificatesPresented => verdict_error(e).reason,
+        _ => TlsErrorReason::Other,
+    }
+}
+
+/// Maps the WebPKI verdict on a presented chain to a reason.
+pub(super) fn verdict_error(e: &rustls::Error) -> ProbeError {
+    let reason = match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                TlsErrorReason::Expired
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                TlsErrorReason::NotYetValid
+            }
+            CertificateError::UnknownIssuer => TlsErrorReason::UnknownCa,
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                TlsErrorReason::HostnameMismatch
+            }
+            _ => TlsErrorReason::BadCertificate,
+        },
+        _ => TlsErrorReason::BadCertificate,
+    };
+    ProbeError::new(reason, format!("certificate: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unexpected_failures_map_to_other() {
+        assert_eq!(
+            rustls_reason(&rustls::Error::General("x".into()), false),
+            TlsErrorReason::Other
+        );
+    }
+
+    #[test]
+    fn tls12_rejection_of_missing_client_cert_is_client_cert_required() {
+        let e = rustls::Error::AlertReceived(AlertDescription::HandshakeFailure);
+        assert_eq!(rustls_reason(&e, true), TlsErrorReason::ClientCertRequired);
+        assert_eq!(rustls_reason(&e, false), TlsErrorReason::HandshakeFailure);
+    }
+
+    #[test]
+    fn an_oversized_handshake_message_is_a_bad_certificate_not_a_wrong_port() {
+        let e = rustls::Error::InvalidMessage(InvalidMessage::HandshakePayloadTooLarge);
+        assert_eq!(rustls_reason(&e, false), TlsErrorReason::BadCertificate);
+        let garbage = rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType);
+        assert_eq!(rustls_reason(&garbage, false), TlsErrorReason::NotTls);
+    }
+}
