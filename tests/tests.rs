@@ -24,6 +24,8 @@ mod daemon;
 mod deploy;
 /// File source behaviour on real files: bundles, DER, and every bad input.
 mod files;
+/// Signal integrity: no two series collide; restart-pending follows its file.
+mod integrity;
 /// Following rotation: file watching, config reload, restart-pending.
 mod rotation;
 /// Every handshake failure reason, produced by a real loopback server.

@@ -1,0 +1,201 @@
+//! Signal integrity: no input makes two series collide, and the
+//! restart-pending signal follows the file it watches within seconds.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::common::*;
+
+/// Series that share a name and every label: Prometheus would keep one.
+pub fn duplicate_series(m: &Exposition) -> Vec<String> {
+    let mut seen = BTreeMap::new();
+    for s in &m.samples {
+        *seen.entry((s.name.clone(), s.labels.clone())).or_insert(0) += 1;
+    }
+    seen.into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|((name, labels), n)| format!("{n}× {name}{labels:?}"))
+        .collect()
+}
+
+/// A CA (written to `dir/ca.crt`), a certificate the file was renewed to
+/// and the older one a process still serves.
+fn old_and_renewed(dir: &Path) -> (Ca, Minted, Minted) {
+    let ca = Ca::new("integrity CA");
+    write(dir, "ca.crt", &ca.cert.cert_pem);
+    let old = ca.issue(&Leaf {
+        not_before: now() - 20 * DAY,
+        sans: &["localhost", "old.test", "new.test"],
+        ..Leaf::server("svc", 10)
+    });
+    let new = ca.issue(&Leaf {
+        not_before: now() - 3600,
+        sans: &["localhost", "old.test", "new.test"],
+        ..Leaf::server("svc", 90)
+    });
+    (ca, old, new)
+}
+
+/// Chooses the certificate by SNI: `old.test` gets `old`, anything else
+/// `new`.
+#[derive(Debug)]
+struct BySni {
+    old: Arc<rustls::sign::CertifiedKey>,
+    new: Arc<rustls::sign::CertifiedKey>,
+}
+
+impl rustls::server::ResolvesServerCert for BySni {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(match hello.server_name() {
+            Some("old.test") => self.old.clone(),
+            _ => self.new.clone(),
+        })
+    }
+}
+
+fn certified(m: &Minted) -> Arc<rustls::sign::CertifiedKey> {
+    let provider = rustls::crypto::ring::default_provider();
+    Arc::new(
+        rustls::sign::CertifiedKey::from_der(certs_of(&m.cert_pem), key_of(&m.key_pem), &provider)
+            .unwrap(),
+    )
+}
+
+#[test]
+fn one_target_under_two_server_names_reports_each_restart_verdict() {
+    // The same host:port and expect_file under two SNIs: the server still
+    // presents the old certificate for one name and the renewed one for
+    // the other. Both verdicts must be visible — they used to share every
+    // label, and Prometheus kept only one of them.
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, old, new) = old_and_renewed(tmp.path());
+    write(tmp.path(), "tls.crt", &new.cert_pem);
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_cert_resolver(Arc::new(BySni {
+        old: certified(&old),
+        new: certified(&new),
+    }));
+    let server = tls_server_on("127.0.0.1:0", Arc::new(config));
+    let target = format!("127.0.0.1:{}", server.addr.port());
+    let daemon = Daemon::start(
+        tmp.path(),
+        &format!(
+            "global:\n  interval: 1h\n  timeout: 5s\nendpoints:\n  - name: sni\n    ca_file: ca.crt\n    expect_file: tls.crt\n    targets:\n      - {{ target: \"{target}\", server_name: old.test }}\n      - {{ target: \"{target}\", server_name: new.test }}\n"
+        ),
+    );
+    let m = daemon.wait_for(Duration::from_secs(10), |m| {
+        m.find("certinel_served_cert_stale", &[]).len() == 2
+    });
+    assert_eq!(
+        m.value("certinel_served_cert_stale", &[("server_name", "old.test")]),
+        1.0
+    );
+    assert_eq!(
+        m.value("certinel_served_cert_stale", &[("server_name", "new.test")]),
+        0.0
+    );
+    assert_eq!(duplicate_series(&m), Vec::<String>::new());
+}
+
+#[test]
+fn file_names_that_differ_only_in_invalid_bytes_stay_two_series() {
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let ca = Ca::new("bytes CA");
+    for (name, cn) in [(&b"a\xff.pem"[..], "ff"), (&b"a\xfe.pem"[..], "fe")] {
+        let path = certs.join(OsStr::from_bytes(name));
+        std::fs::write(&path, ca.issue(&Leaf::server(cn, 30)).cert_pem).unwrap();
+    }
+    // And two unreadable ones, for certinel_file_error_info.
+    for name in [&b"bad\xff.pem"[..], &b"bad\xfe.pem"[..]] {
+        std::fs::write(certs.join(OsStr::from_bytes(name)), "garbage").unwrap();
+    }
+    let daemon = Daemon::start(
+        tmp.path(),
+        &format!(
+            "global:\n  interval: 1h\nfiles:\n  - name: bytes\n    paths: [\"{}\"]\n",
+            certs.display()
+        ),
+    );
+    let m = daemon.wait_for(Duration::from_secs(10), |m| {
+        m.find("x509_cert_not_after", &[("source_name", "bytes")])
+            .len()
+            == 2
+            && m.find("certinel_file_error_info", &[]).len() == 2
+    });
+    let dir = certs.display().to_string();
+    let ff = m.one("x509_cert_not_after", &[("subject_CN", "ff")]);
+    assert_eq!(ff.labels["filepath"], format!("{dir}/a\\xff.pem"));
+    assert_eq!(ff.labels["filename"], "a\\xff.pem");
+    let fe = m.one("x509_cert_not_after", &[("subject_CN", "fe")]);
+    assert_eq!(fe.labels["filepath"], format!("{dir}/a\\xfe.pem"));
+    assert_eq!(duplicate_series(&m), Vec::<String>::new());
+}
+
+#[test]
+fn restart_pending_follows_a_secret_swap_within_seconds() {
+    // Kubernetes secret volume layout: tls.crt -> ..data/tls.crt, and
+    // ..data -> a timestamped directory, swapped atomically on renewal.
+    // The probe interval is an hour: only the file change can bring the
+    // verdict.
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, old, new) = old_and_renewed(tmp.path());
+    let secret = tmp.path().join("secret");
+    write(&secret.join("..2026_01"), "tls.crt", &old.cert_pem);
+    std::os::unix::fs::symlink("..2026_01", secret.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/tls.crt", secret.join("tls.crt")).unwrap();
+    let server = tls_server(&old, &ServerOptions::default());
+    let target = format!("localhost:{}", server.addr.port());
+    let daemon = Daemon::start(
+        tmp.path(),
+        &format!(
+            "global:\n  interval: 1h\n  timeout: 5s\nendpoints:\n  - name: varpulis\n    ca_file: ca.crt\n    expect_file: secret/tls.crt\n    targets: [\"{target}\"]\n"
+        ),
+    );
+    let stale = |m: &Exposition| {
+        m.find("certinel_served_cert_stale", &[("target", target.as_str())])
+            .first()
+            .map(|s| s.value)
+    };
+    daemon.wait_for(Duration::from_secs(10), |m| stale(m) == Some(0.0));
+    let probed = daemon.metrics().value(
+        "certinel_tls_last_probe_timestamp_seconds",
+        &[("target", target.as_str())],
+    );
+
+    // The swap, as kubelet does it.
+    write(&secret.join("..2026_02"), "tls.crt", &new.cert_pem);
+    std::os::unix::fs::symlink("..2026_02", secret.join("..data_tmp")).unwrap();
+    std::fs::rename(secret.join("..data_tmp"), secret.join("..data")).unwrap();
+
+    let m = daemon.wait_for(Duration::from_secs(5), |m| stale(m) == Some(1.0));
+    // And the target was probed again soon after, not an hour later.
+    let m = if m.value(
+        "certinel_tls_last_probe_timestamp_seconds",
+        &[("target", target.as_str())],
+    ) > probed
+    {
+        m
+    } else {
+        daemon.wait_for(Duration::from_secs(5), |m| {
+            m.value(
+                "certinel_tls_last_probe_timestamp_seconds",
+                &[("target", target.as_str())],
+            ) > probed
+        })
+    };
+    assert_eq!(stale(&m), Some(1.0));
+}
