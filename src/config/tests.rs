@@ -205,3 +205,108 @@ fn a_config_path_that_is_a_fifo_is_refused_without_blocking() {
     let e = Config::load(&fifo).unwrap_err().to_string();
     assert!(e.contains("not a regular file (FIFO)"), "{e}");
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Values a key might be given, sensible and not.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("5m".to_owned()),
+            Just("1ns".to_owned()),
+            Just("300000000000y".to_owned()),
+            Just("-1".to_owned()),
+            Just("3000000000000000000".to_owned()),
+            Just("[]".to_owned()),
+            Just("{}".to_owned()),
+            Just("\"\"".to_owned()),
+            Just("\"[::1]:443\"".to_owned()),
+            Just("\"::1:443\"".to_owned()),
+            Just("[\"a:1\", {target: \"b:2\", server_name: x}]".to_owned()),
+            Just("[/etc/ssl/*.pem, \"/bad/[\"]".to_owned()),
+            "[ -~]{0,20}",
+            any::<u64>().prop_map(|n| n.to_string()),
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "interval",
+            "timeout",
+            "concurrency",
+            "max_file_size",
+            "name",
+            "paths",
+            "targets",
+            "server_name",
+            "ca_file",
+            "starttls",
+            "expect_file",
+            "exclude",
+            "bogus",
+        ])
+    }
+
+    type Pairs = Vec<(&'static str, String)>;
+
+    /// A configuration shaped like the real thing, with random keys and
+    /// values, in block or flow style.
+    fn config() -> impl Strategy<Value = String> {
+        let entry = || proptest::collection::vec((key(), value()), 0..6);
+        (
+            proptest::collection::vec((key(), value()), 0..4),
+            proptest::collection::vec(entry(), 0..3),
+            proptest::collection::vec(entry(), 0..3),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(global, files, endpoints, flow): (Pairs, Vec<Pairs>, Vec<Pairs>, bool)| {
+                    let map = |pairs: &[(&'static str, String)]| {
+                        if flow {
+                            let inner: Vec<String> =
+                                pairs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                            format!("{{{}}}", inner.join(", "))
+                        } else {
+                            pairs
+                                .iter()
+                                .map(|(k, v)| format!("\n    {k}: {v}"))
+                                .collect()
+                        }
+                    };
+                    let list = |entries: &[Pairs]| {
+                        entries
+                            .iter()
+                            .map(|e| format!("\n  - {}", map(e).trim_start()))
+                            .collect::<String>()
+                    };
+                    format!(
+                        "global: {}\nfiles:{}\nendpoints:{}\n",
+                        map(&global),
+                        list(&files),
+                        list(&endpoints)
+                    )
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_is_a_config_or_an_error(text in "\\PC{0,400}") {
+            let _ = Config::from_yaml(&text, Path::new("/tmp"));
+        }
+
+        #[test]
+        fn config_shaped_text_is_a_config_or_an_error_naming_a_key(text in config()) {
+            match Config::from_yaml(&text, Path::new("/tmp")) {
+                Ok(c) => {
+                    prop_assert!(c.global.concurrency >= 1);
+                    for e in &c.endpoints {
+                        prop_assert!(e.timeout <= e.interval);
+                    }
+                }
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
+}
