@@ -141,7 +141,11 @@ impl SourceState {
     /// another pass completes; `None` before the first pass.
     pub fn up_until(&self) -> Option<SystemTime> {
         let pass = self.last_pass?;
-        let grace = self.interval * 2 + self.timeout + Duration::from_secs(1);
+        let grace = self
+            .interval
+            .checked_mul(2)?
+            .checked_add(self.timeout)?
+            .checked_add(Duration::from_secs(1))?;
         pass.finished_at.checked_add(grace)
     }
 }
@@ -320,8 +324,12 @@ impl Store {
                     *state.errors_total.entry(e.reason.as_str()).or_default() += 1;
                 }
             }
-            results.reports[pos] = Some(Arc::new(report));
-            results.pending[pos] = false;
+            if let (Some(slot), Some(pending)) =
+                (results.reports.get_mut(pos), results.pending.get_mut(pos))
+            {
+                *slot = Some(Arc::new(report));
+                *pending = false;
+            }
             state.certificates = results.certificates();
             complete_round_if_done(state);
         });
@@ -435,8 +443,8 @@ fn relayout(old: Option<&SourceState>, layout: SourceLayout, now: SystemTime) ->
         for (id, _) in &layout.targets {
             match old_results.position(*id) {
                 Some(pos) => {
-                    reports.push(old_results.reports[pos].clone());
-                    pending.push(old_results.pending[pos]);
+                    reports.push(old_results.reports.get(pos).cloned().flatten());
+                    pending.push(old_results.pending.get(pos).copied().unwrap_or(true));
                 }
                 None => {
                     reports.push(None);

@@ -117,7 +117,7 @@ fn page_size() -> u64 {
 /// Parses `/proc/self/stat`. The command name (field 2) may contain spaces
 /// and parentheses, so fields are counted after its closing `)`.
 fn parse_stat(stat: &str, ticks: f64, page: u64, boot_time: f64) -> Option<Sample> {
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
     let f: Vec<&str> = rest.split_whitespace().collect();
     // After ")": field 3 is index 0, so field N is index N-3.
     let utime: f64 = f.get(11)?.parse().ok()?;
@@ -144,7 +144,7 @@ fn parse_btime(proc_stat: &str) -> Option<f64> {
 
 fn parse_max_fds(limits: &str) -> Option<u64> {
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line["Max open files".len()..]
+    line.strip_prefix("Max open files")?
         .split_whitespace()
         .next()?
         .parse()
