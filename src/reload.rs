@@ -46,7 +46,11 @@ pub async fn supervise(
             _ = next_hangup(&mut hangups) => None,
             _ = cancel.cancelled() => return scheduler,
         };
-        let outcome = reload(&mut scheduler, config_path.as_ref(), &store).await;
+        // A reload in progress must not hold up shutdown.
+        let outcome = tokio::select! {
+            outcome = reload(&mut scheduler, config_path.as_ref(), &store) => outcome,
+            _ = cancel.cancelled() => return scheduler,
+        };
         if let Some(reply) = reply {
             let _ = reply.send(outcome);
         }

@@ -199,3 +199,153 @@ fn restart_pending_follows_a_secret_swap_within_seconds() {
     };
     assert_eq!(stale(&m), Some(1.0));
 }
+
+/// A file-only configuration over one good certificate.
+fn one_good_file(dir: &Path) -> String {
+    let ca = Ca::new("reload CA");
+    write(
+        dir,
+        "certs/good.pem",
+        &ca.issue(&Leaf::server("good", 30)).cert_pem,
+    );
+    format!(
+        "global:\n  interval: 1h\nfiles:\n  - name: good\n    paths: [\"{}\"]\n",
+        dir.join("certs").display()
+    )
+}
+
+fn reload_ok(m: &Exposition) -> f64 {
+    m.value("certinel_config_last_reload_successful", &[])
+}
+
+#[test]
+fn bad_reloads_are_refused_and_the_running_configuration_stays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = one_good_file(tmp.path());
+    let mut daemon = Daemon::start(tmp.path(), &config);
+    daemon.wait_for(Duration::from_secs(10), |m| {
+        m.has("x509_cert_not_after", &[("subject_CN", "good")])
+    });
+    let path = tmp.path().join("certinel.yaml");
+    for bad in [
+        "global:\n  concurrency: 3000000000000000000\n".to_owned(),
+        "global:\n  interval: 300000000000y\n".to_owned(),
+        "global:\n  interval: 1ns\n".to_owned(),
+        "global:\n  timeout: 300000000000y\n".to_owned(),
+        "files: [{name: x, paths: [/a], interval: 5 parsecs}]\n".to_owned(),
+        "[".repeat(50_000),
+    ] {
+        std::fs::write(&path, &bad).unwrap();
+        daemon.signal("HUP");
+        let m = daemon.wait_for(Duration::from_secs(10), |m| reload_ok(m) == 0.0);
+        assert!(daemon.is_running(), "{bad:.60}");
+        assert!(m.has("x509_cert_not_after", &[("subject_CN", "good")]));
+        // Back to a good file, so the next bad one shows as a new failure.
+        std::fs::write(&path, &config).unwrap();
+        daemon.signal("HUP");
+        daemon.wait_for(Duration::from_secs(10), |m| reload_ok(m) == 1.0);
+    }
+    let logs = daemon.logs.lock().unwrap().join("\n");
+    assert!(
+        logs.contains("global.concurrency: 3000000000000000000 is out of range"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("files[0].interval: invalid duration"),
+        "{logs}"
+    );
+    assert!(logs.contains("nested more than 32 levels"), "{logs}");
+}
+
+#[test]
+fn a_config_path_that_became_a_fifo_fails_the_reload_at_once_and_sigterm_still_exits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = one_good_file(tmp.path());
+    let daemon = Daemon::start(tmp.path(), &config);
+    daemon.wait_ready(Duration::from_secs(10));
+    let path = tmp.path().join("certinel.yaml");
+    std::fs::remove_file(&path).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    daemon.signal("HUP");
+    daemon.wait_for(Duration::from_secs(5), |m| reload_ok(m) == 0.0);
+    let logs = daemon.logs.lock().unwrap().join("\n");
+    assert!(logs.contains("not a regular file (FIFO)"), "{logs}");
+    // Nothing is left waiting on the FIFO: shutdown is prompt.
+    let started = std::time::Instant::now();
+    assert!(daemon.terminate().success());
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn scrapes_stay_prompt_while_a_huge_configuration_is_reloaded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = one_good_file(tmp.path());
+    // One worker thread, as on a one-CPU pod: a reload parsed on it would
+    // leave nothing to answer scrapes.
+    let config_path = write(tmp.path(), "certinel.yaml", &config);
+    let port = closed_port().port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_certinel"))
+        .arg("--config.file")
+        .arg(&config_path)
+        .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
+        .env("TOKIO_WORKER_THREADS", "1")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = KillOnDrop(child);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "certinel did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Close to the 8 MiB cap: tens of thousands of sources to parse and
+    // check — refused at the very end (a duplicate name), so nothing of it
+    // ever runs.
+    let mut big = config.clone();
+    for i in 0..60_000 {
+        big.push_str(&format!(
+            "  - {{name: \"s{i}\", paths: [\"/nonexistent/{i}\"]}}\n"
+        ));
+    }
+    big.push_str("  - {name: s0, paths: [/nonexistent]}\n");
+    std::fs::write(&config_path, &big).unwrap();
+    let pid = child.0.id().to_string();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status();
+    assert!(hup.unwrap().success());
+    let mut slowest = Duration::ZERO;
+    for _ in 0..40 {
+        let started = std::time::Instant::now();
+        let (status, _) = http_get(addr, "/-/healthy");
+        assert_eq!(status, 200);
+        slowest = slowest.max(started.elapsed());
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a scrape waited {slowest:?}"
+    );
+}
+
+/// Kills the child when the test ends, whether it passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
