@@ -13,28 +13,16 @@
 use crate::common::*;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// Prometheus scrape and rule evaluation interval, certinel's pass interval.
-const TICK: &str = "1s";
-/// How long a child process may take to answer `/-/ready`.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-/// The scrape job name used by every test Prometheus.
-const JOB: &str = "certinel";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 // ---------------------------------------------------------------------------
 // Tests.
@@ -46,7 +34,6 @@ fn repo() -> PathBuf {
 #[test]
 fn expiring_file_certificate_pages_through_alertmanager() {
     let started = Instant::now();
-    let tools = Tools::find();
     let dir = tempfile::tempdir().unwrap();
 
     let ca = Ca::new("certinel e2e CA");
@@ -78,16 +65,15 @@ fn expiring_file_certificate_pages_through_alertmanager() {
     });
 
     let hook = Webhook::start();
-    let am = Alertmanager::start(&tools, &dir.path().join("alertmanager"), &hook.url());
+    let am = Alertmanager::start(&dir.path().join("alertmanager"), &hook.url());
     let (rules, shortened) = rules_with_short_for(dir.path());
     let prom = Prometheus::start(
-        &tools,
         &dir.path().join("prometheus"),
         certinel.addr,
         &[rules],
         Some(am.addr),
     );
-    prom.assert_rules_loaded(shortened);
+    assert_rules_loaded(&prom, shortened);
 
     // The first notification for the 20-day certificate.
     let deadline = Instant::now() + Duration::from_secs(45);
@@ -216,8 +202,7 @@ fn expiring_file_certificate_pages_through_alertmanager() {
 #[test]
 fn every_dashboard_query_runs_against_real_prometheus() {
     let started = Instant::now();
-    let tools = Tools::find();
-    let fx = Fixture::start(&tools, false);
+    let fx = Fixture::start(false);
 
     // Exact values of single-number panels, which `or vector(0)` would
     // otherwise keep from ever being empty, whatever their query matches.
@@ -368,8 +353,7 @@ fn every_dashboard_query_runs_against_real_prometheus() {
 #[test]
 fn every_problem_raises_its_alert_from_real_certinel_data() {
     let started = Instant::now();
-    let tools = Tools::find();
-    let fx = Fixture::start(&tools, true);
+    let fx = Fixture::start(true);
 
     let reason_of_garbage = {
         let r = fx
@@ -522,10 +506,9 @@ fn every_problem_raises_its_alert_from_real_certinel_data() {
 /// (scripts/check-alerts does the same, plus the drift and coverage checks).
 #[test]
 fn shipped_rules_pass_promtool() {
-    let tools = Tools::find();
     let rules = repo().join("alerts/certinel.rules.yml");
     run_ok(
-        Command::new(&tools.promtool)
+        Command::new(promtool())
             .arg("check")
             .arg("rules")
             .arg(&rules),
@@ -538,7 +521,7 @@ fn shipped_rules_pass_promtool() {
     tests.sort();
     assert!(!tests.is_empty(), "no alerts/tests/*.yml");
     run_ok(
-        Command::new(&tools.promtool)
+        Command::new(promtool())
             .args(["test", "rules"])
             .args(&tests)
             .current_dir(repo()),
@@ -564,7 +547,7 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn start(tools: &Tools, with_rules: bool) -> Fixture {
+    fn start(with_rules: bool) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let ca = Ca::new("certinel fixture CA");
         let expired = ca.issue(&Leaf {
@@ -635,13 +618,7 @@ impl Fixture {
         } else {
             vec![]
         };
-        let prom = Prometheus::start(
-            tools,
-            &dir.path().join("prometheus"),
-            certinel.addr,
-            &rules,
-            None,
-        );
+        let prom = Prometheus::start(&dir.path().join("prometheus"), certinel.addr, &rules, None);
         // Several scrapes, so that rate() over 1m has samples to work with.
         prom.wait_query(
             &format!("count_over_time(up{{job=\"{JOB}\"}}[1m]) >= 5"),
@@ -703,6 +680,32 @@ fn number_between(text: &str, before: &str, after: &str) -> f64 {
         .and_then(|(_, rest)| rest.split_once(after))
         .and_then(|(n, _)| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no number between {before:?} and {after:?} in {text:?}"))
+}
+
+/// The rule file is loaded as written: every alert of the shipped file,
+/// `shortened` of them with the short `for:`.
+fn assert_rules_loaded(prom: &Prometheus, shortened: usize) {
+    let v = prom.get_json("/api/v1/rules");
+    let rules: Vec<&Value> = v["data"]["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+        .collect();
+    let shipped = std::fs::read_to_string(repo().join("alerts/certinel.rules.yml")).unwrap();
+    let shipped_alerts = shipped
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- alert:"))
+        .count();
+    assert_eq!(rules.len(), shipped_alerts, "{v:#}");
+    let short = rules.iter().filter(|r| r["duration"] == 1).count();
+    assert_eq!(short, shortened, "{v:#}");
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["name"] == "VarpulisCertExpiringSoon"),
+        "{v:#}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -838,342 +841,6 @@ fn strip_or_vector0(q: &str) -> Option<&str> {
         .strip_suffix("vector")?
         .trim_end();
     Some(t.strip_suffix("or")?.trim_end())
-}
-
-// ---------------------------------------------------------------------------
-// Prometheus and Alertmanager.
-
-/// Paths of the real programs.
-struct Tools {
-    prometheus: PathBuf,
-    promtool: PathBuf,
-    alertmanager: PathBuf,
-}
-
-impl Tools {
-    fn find() -> Tools {
-        Tools {
-            prometheus: find_program("PROMETHEUS", &["prometheus"]),
-            promtool: find_program("PROMTOOL", &["promtool"]),
-            alertmanager: find_program(
-                "ALERTMANAGER",
-                &["prometheus-alertmanager", "alertmanager"],
-            ),
-        }
-    }
-}
-
-fn find_program(env: &str, names: &[&str]) -> PathBuf {
-    if let Some(p) = std::env::var_os(env) {
-        return PathBuf::from(p);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for name in names {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    panic!(
-        "{} not found in PATH (set ${env} to override). These tests run the real programs: \
-         apt-get install prometheus prometheus-alertmanager",
-        names.join(" or ")
-    );
-}
-
-fn run_ok(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A child process with its output in a log file; killed on drop.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command, log: PathBuf) -> Proc {
-        let out = File::create(&log).unwrap();
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {name} ({cmd:?}): {e}"));
-        Proc { name, child, log }
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
-    /// The last lines of the process's output, for failure messages.
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts a server that listens on the port it is given and answers
-/// `ready_path` when ready; retries with a new port if another process took
-/// the one picked between probing and binding.
-fn start_server(
-    name: &'static str,
-    dir: &Path,
-    ready_path: &str,
-    mut command: impl FnMut(SocketAddr) -> Command,
-) -> (Proc, SocketAddr) {
-    std::fs::create_dir_all(dir).unwrap();
-    for attempt in 0.. {
-        let addr = free_addr();
-        let mut proc = Proc::spawn(name, &mut command(addr), dir.join(format!("{name}.log")));
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(status) = proc.exited() {
-                let log = proc.log_tail();
-                if attempt < 3 && log.contains("address already in use") {
-                    break;
-                }
-                panic!("{} exited at start-up ({status}):\n{log}", proc.name);
-            }
-            if try_get(addr, ready_path).is_some_and(|(status, _)| status == 200) {
-                return (proc, addr);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} not ready on {addr} within {READY_TIMEOUT:?}:\n{}",
-                proc.name,
-                proc.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    unreachable!()
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-struct Alertmanager {
-    proc: Proc,
-    addr: SocketAddr,
-}
-
-impl Alertmanager {
-    fn start(tools: &Tools, dir: &Path, webhook: &str) -> Alertmanager {
-        let config = write(
-            dir,
-            "alertmanager.yml",
-            format!(
-                "route:\n  receiver: hook\n  group_by: [alertname, instance, filepath, target]\n  \
-                 group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-                 receivers:\n  - name: hook\n    webhook_configs:\n      - url: \"{webhook}\"\n        send_resolved: true\n"
-            ),
-        );
-        let storage = dir.join("data");
-        let (proc, addr) = start_server("alertmanager", dir, "/-/ready", |addr| {
-            let mut cmd = Command::new(&tools.alertmanager);
-            cmd.arg(format!("--config.file={}", config.display()))
-                .arg(format!("--storage.path={}", storage.display()))
-                .arg(format!("--web.listen-address={addr}"))
-                .arg("--cluster.listen-address=")
-                .arg("--log.level=debug");
-            cmd
-        });
-        Alertmanager { proc, addr }
-    }
-}
-
-struct Prometheus {
-    proc: Proc,
-    addr: SocketAddr,
-}
-
-impl Prometheus {
-    fn start(
-        tools: &Tools,
-        dir: &Path,
-        certinel: SocketAddr,
-        rules: &[PathBuf],
-        alertmanager: Option<SocketAddr>,
-    ) -> Prometheus {
-        let mut config = format!(
-            "global:\n  scrape_interval: {TICK}\n  scrape_timeout: {TICK}\n  evaluation_interval: {TICK}\n"
-        );
-        if !rules.is_empty() {
-            config.push_str("rule_files:\n");
-            for r in rules {
-                config.push_str(&format!("  - {}\n", yaml_str(r)));
-            }
-        }
-        if let Some(am) = alertmanager {
-            config.push_str(&format!(
-                "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [\"{am}\"]\n"
-            ));
-        }
-        config.push_str(&format!(
-            "scrape_configs:\n  - job_name: {JOB}\n    static_configs:\n      - targets: [\"{certinel}\"]\n"
-        ));
-        let config = write(dir, "prometheus.yml", config);
-        let storage = dir.join("data");
-        let (proc, addr) = start_server("prometheus", dir, "/-/ready", |addr| {
-            let mut cmd = Command::new(&tools.prometheus);
-            cmd.arg(format!("--config.file={}", config.display()))
-                .arg(format!("--storage.tsdb.path={}", storage.display()))
-                .arg(format!("--web.listen-address={addr}"));
-            cmd
-        });
-        let prom = Prometheus { proc, addr };
-        prom.wait_query(
-            &format!("up{{job=\"{JOB}\"}} == 1"),
-            Duration::from_secs(20),
-            |r| !r.is_empty(),
-        );
-        prom
-    }
-
-    fn get_json(&self, path: &str) -> Value {
-        let (status, body) = try_get(self.addr, path)
-            .unwrap_or_else(|| panic!("GET {path}: no answer\n{}", self.proc.log_tail()));
-        serde_json::from_str(&body)
-            .unwrap_or_else(|e| panic!("GET {path}: {status}, not JSON ({e}): {body}"))
-    }
-
-    /// An instant query: the result vector, or the error Prometheus gave.
-    fn query(&self, promql: &str) -> Result<Vec<Value>, String> {
-        let v = self.get_json(&format!("/api/v1/query?query={}", pct(promql)));
-        if v["status"] != "success" {
-            return Err(format!("{}: {}", v["errorType"], v["error"]));
-        }
-        match &v["data"]["result"] {
-            Value::Array(items) if v["data"]["resultType"] != "scalar" => Ok(items.clone()),
-            // A scalar or string result: one value.
-            other => Ok(vec![serde_json::json!({ "value": other })]),
-        }
-    }
-
-    fn wait_query(
-        &self,
-        promql: &str,
-        timeout: Duration,
-        pred: impl Fn(&[Value]) -> bool,
-    ) -> Vec<Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let r = self
-                .query(promql)
-                .unwrap_or_else(|e| panic!("{promql}: {e}"));
-            if pred(&r) {
-                return r;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Prometheus: `{promql}` not as expected within {timeout:?}: {r:?}\n{}",
-                self.proc.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// The rule file is loaded as written: every alert of the shipped file,
-    /// `shortened` of them with the short `for:`.
-    fn assert_rules_loaded(&self, shortened: usize) {
-        let v = self.get_json("/api/v1/rules");
-        let rules: Vec<&Value> = v["data"]["groups"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|g| g["rules"].as_array().into_iter().flatten())
-            .collect();
-        let shipped = std::fs::read_to_string(repo().join("alerts/certinel.rules.yml")).unwrap();
-        let shipped_alerts = shipped
-            .lines()
-            .filter(|l| l.trim_start().starts_with("- alert:"))
-            .count();
-        assert_eq!(rules.len(), shipped_alerts, "{v:#}");
-        let short = rules.iter().filter(|r| r["duration"] == 1).count();
-        assert_eq!(short, shortened, "{v:#}");
-        assert!(
-            rules
-                .iter()
-                .any(|r| r["name"] == "VarpulisCertExpiringSoon"),
-            "{v:#}"
-        );
-    }
-
-    /// Every rule evaluates without error.
-    fn assert_rules_healthy(&self) {
-        let v = self.get_json("/api/v1/rules");
-        for g in v["data"]["groups"].as_array().into_iter().flatten() {
-            for r in g["rules"].as_array().into_iter().flatten() {
-                assert_ne!(
-                    r["health"], "err",
-                    "rule {} fails: {}",
-                    r["name"], r["lastError"]
-                );
-            }
-        }
-    }
-}
-
-fn sample_value(sample: &Value) -> f64 {
-    sample["value"][1]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn pct(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// A path as a double-quoted YAML string.
-fn yaml_str(p: &Path) -> String {
-    format!("{:?}", p.to_str().unwrap())
-}
-
-/// GET over HTTP/1.0 (so no chunked answers); None if nothing answers.
-fn try_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_owned()))
 }
 
 // ---------------------------------------------------------------------------

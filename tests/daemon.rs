@@ -10,12 +10,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::common::*;
@@ -23,101 +22,10 @@ use crate::common::*;
 // ---------------------------------------------------------------------------
 // Helpers.
 
-const BIN: &str = env!("CARGO_BIN_EXE_certinel");
-
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/config")
         .join(name)
-}
-
-/// What a finished run of the binary printed.
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `cmd` to completion, killing it (and failing) after `limit`.
-fn run_bounded(cmd: &mut Command, limit: Duration) -> Finished {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn certinel");
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = r.read_to_string(&mut s);
-            s
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{cmd:?} still running after {limit:?}; stderr: {}",
-                err.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Finished {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
-
-/// `certinel --config.check --config.file <path>`.
-fn config_check(path: &Path) -> Finished {
-    run_bounded(
-        Command::new(BIN)
-            .arg("--config.check")
-            .arg("--config.file")
-            .arg(path),
-        Duration::from_secs(20),
-    )
-}
-
-/// A TCP server on loopback that accepts, reads whatever it is sent and
-/// never answers: a TLS probe against it can only time out. Returns the
-/// address and the number of connections accepted so far.
-fn black_hole() -> (SocketAddr, Arc<AtomicUsize>) {
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    let addr = raw_server(move |mut stream| {
-        count.fetch_add(1, Ordering::SeqCst);
-        let mut buf = [0u8; 4096];
-        // Returns when certinel gives up and closes the connection.
-        while let Ok(n) = stream.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-        }
-    });
-    (addr, accepted)
-}
-
-/// Waits until `counter` reaches `n` (the probes are in flight).
-fn wait_count(counter: &AtomicUsize, n: usize, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while counter.load(Ordering::SeqCst) < n {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} connections within {limit:?}",
-            counter.load(Ordering::SeqCst)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The `Accept` header Prometheus sends when scraping.
@@ -135,171 +43,17 @@ fn get_full(
     http_exchange(addr, "GET", path, &headers)
 }
 
-/// Decimal serial number, read straight from the DER (Certificate ::=
-/// SEQUENCE { tbsCertificate SEQUENCE { [0] version?, serialNumber INTEGER
-/// … } … }), independently of the code under test.
-fn serial_decimal(der: &[u8]) -> String {
-    fn header(b: &[u8]) -> (u8, usize, usize) {
-        let tag = b[0];
-        let first = b[1] as usize;
-        if first < 0x80 {
-            return (tag, 2, first);
-        }
-        let n = first & 0x7f;
-        let len = b[2..2 + n]
-            .iter()
-            .fold(0usize, |a, x| (a << 8) | *x as usize);
-        (tag, 2 + n, len)
+/// certinel with log settings of its own: the listening line they may hide
+/// is not needed, the port is chosen beforehand.
+fn start_logging(config: &Path, args: &[&str], envs: &[(&str, &str)]) -> Daemon {
+    let mut launch = Launch::new(config)
+        .default_log_level()
+        .listen_on(closed_port())
+        .args(args);
+    for (k, v) in envs {
+        launch = launch.env(k, v);
     }
-    let (_, h, _) = header(der); // Certificate
-    let tbs = &der[h..];
-    let (_, h, _) = header(tbs); // TBSCertificate
-    let mut rest = &tbs[h..];
-    let (tag, h, len) = header(rest);
-    if tag == 0xa0 {
-        rest = &rest[h + len..]; // skip [0] version
-    }
-    let (tag, h, len) = header(rest);
-    assert_eq!(tag, 0x02, "serialNumber is an INTEGER");
-    let mut digits: Vec<u8> = rest[h..h + len].to_vec(); // big-endian base 256
-    let mut out = Vec::new();
-    while digits.iter().any(|d| *d != 0) {
-        let mut rem = 0u32;
-        for d in digits.iter_mut() {
-            let cur = (rem << 8) | u32::from(*d);
-            *d = (cur / 10) as u8;
-            rem = cur % 10;
-        }
-        out.push(b'0' + rem as u8);
-    }
-    if out.is_empty() {
-        out.push(b'0');
-    }
-    out.reverse();
-    String::from_utf8(out).unwrap()
-}
-
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
-
-/// A YAML double-quoted scalar for a path.
-fn q(path: &Path) -> String {
-    format!("{:?}", path.to_str().unwrap())
-}
-
-/// Samples that share name and labels with another sample.
-fn duplicate_series(m: &Exposition) -> Vec<String> {
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for s in &m.samples {
-        *seen.entry(format!("{}{:?}", s.name, s.labels)).or_default() += 1;
-    }
-    let mut dups: Vec<String> = seen
-        .into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|(k, n)| format!("{n}x {k}"))
-        .collect();
-    dups.sort();
-    dups
-}
-
-/// The binary started by hand (for logs other than debug/logfmt, which
-/// [`Daemon::start`] needs to find its address), on a free loopback port.
-struct Spawned {
-    addr: SocketAddr,
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Spawned {
-    fn start(config_path: &Path, args: &[&str], envs: &[(&str, &str)]) -> Spawned {
-        let addr = closed_port();
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--config.file")
-            .arg(config_path)
-            .arg("--web.listen-address")
-            .arg(addr.to_string())
-            .args(args)
-            .env_remove("CERTINEL_LOG_LEVEL")
-            .env_remove("CERTINEL_LOG_FORMAT");
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start certinel");
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut spawned = Spawned {
-            addr,
-            child,
-            lines,
-            reader: Some(reader),
-        };
-        spawned.wait_status("/-/healthy", 200, Duration::from_secs(20));
-        spawned
-    }
-
-    fn logs(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    fn wait_status(&mut self, path: &str, want: u16, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("certinel exited with {status}; logs:\n{}", self.logs());
-            }
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok()
-                && http_get(self.addr, path).0 == want
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{path} did not answer {want} within {limit:?}; logs:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGTERM, wait for exit, and return every stderr line.
-    fn stop(mut self) -> Vec<String> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "certinel ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        self.lines.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    launch.start()
 }
 
 // ---------------------------------------------------------------------------
@@ -307,7 +61,7 @@ impl Drop for Spawned {
 
 #[test]
 fn version_flag_prints_the_version_and_exits_zero() {
-    let out = run_bounded(Command::new(BIN).arg("--version"), Duration::from_secs(10));
+    let out = run_bounded(certinel_command().arg("--version"), Duration::from_secs(10));
     assert!(out.status.success(), "{}", out.stderr);
     assert_eq!(
         out.stdout.trim(),
@@ -317,7 +71,7 @@ fn version_flag_prints_the_version_and_exits_zero() {
 
 #[test]
 fn help_flag_lists_every_flag_and_exits_zero() {
-    let out = run_bounded(Command::new(BIN).arg("--help"), Duration::from_secs(10));
+    let out = run_bounded(certinel_command().arg("--help"), Duration::from_secs(10));
     assert!(out.status.success(), "{}", out.stderr);
     for flag in [
         "--config.file",
@@ -337,7 +91,7 @@ fn help_flag_lists_every_flag_and_exits_zero() {
 #[test]
 fn unknown_flag_exits_non_zero_and_names_the_flag() {
     let out = run_bounded(
-        Command::new(BIN).arg("--no-such-flag"),
+        certinel_command().arg("--no-such-flag"),
         Duration::from_secs(10),
     );
     assert!(!out.status.success());
@@ -481,7 +235,7 @@ fn every_invalid_fixture_has_a_test() {
 fn daemon_refuses_an_invalid_config_with_exit_78_without_binding() {
     let addr = closed_port();
     let out = run_bounded(
-        Command::new(BIN)
+        certinel_command()
             .arg("--config.file")
             .arg(fixture("invalid-bad-duration.yaml"))
             .arg("--web.listen-address")
@@ -500,7 +254,7 @@ fn daemon_refuses_an_invalid_config_with_exit_78_without_binding() {
 #[test]
 fn daemon_refuses_a_missing_config_file_with_exit_78() {
     let out = run_bounded(
-        Command::new(BIN)
+        certinel_command()
             .arg("--config.file")
             .arg("/nonexistent/certinel/certinel.yaml")
             .arg("--web.listen-address")
@@ -524,7 +278,7 @@ fn file_only_config(dir: &Path) -> String {
     let path = write(dir, "certs/leaf.pem", &leaf.cert_pem);
     format!(
         "global:\n  interval: 1h\nfiles:\n  - name: http-files\n    paths: [{}]\n",
-        q(&path)
+        yaml_str(&path)
     )
 }
 
@@ -673,8 +427,8 @@ fn contract_setup(metrics_block: &str) -> (ContractSetup, Daemon) {
         "global:\n  interval: 1h\n  timeout: 5s\n{metrics_block}\
          files:\n  - name: bundle\n    paths: [{}]\n\
          endpoints:\n  - name: web\n    ca_file: {}\n    targets: [\"localhost:{port}\", \"127.0.0.1:{port}\"]\n",
-        q(&bundle),
-        q(&ca_path),
+        yaml_str(&bundle),
+        yaml_str(&ca_path),
     );
     let d = Daemon::start(dir.path(), &config);
     d.wait_ready(Duration::from_secs(15));
@@ -1060,12 +814,12 @@ fn messy_config_with_duplicate_targets_and_paths_has_no_duplicate_series() {
          \x20 - name: messy-endpoints-again\n\
          \x20   ca_file: ca.pem\n\
          \x20   targets: [\"localhost:{p}\", \"localhost:{p}\"]\n",
-        abs = q(&a_path),
+        abs = yaml_str(&a_path),
     );
     let d = Daemon::start(dir.path(), &config);
     d.wait_ready(Duration::from_secs(15));
     let m = d.metrics();
-    assert_eq!(duplicate_series(&m), Vec::<String>::new(), "\n{}", m.text);
+    assert_eq!(m.duplicate_series(), Vec::<String>::new(), "\n{}", m.text);
     // Collapsed, not dropped: a.pem's two copies + b.pem, once each.
     assert_eq!(
         m.find("x509_cert_not_after", &[("source_name", "messy-files")])
@@ -1100,14 +854,9 @@ fn targets_differing_only_in_an_ip_server_name_are_refused() {
     write(dir.path(), "ca.pem", &ca.cert.cert_pem);
     let config = "endpoints:\n  - name: ip-sni\n    ca_file: ca.pem\n    targets:\n      - \"127.0.0.1:8443\"\n      - { target: \"127.0.0.1:8443\", server_name: \"127.0.0.2\" }\n";
     let path = write(dir.path(), "c.yaml", config);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certinel"))
-        .arg("--config.check")
-        .arg("--config.file")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = config_check(&path);
     assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = out.stderr;
     assert!(err.contains("would export identical series"), "{err}");
     assert!(err.contains("127.0.0.2"), "{err}");
 }
@@ -1126,7 +875,7 @@ fn scrapes_stay_fast_while_50_black_hole_probes_are_pending() {
         "global:\n  interval: 1h\n  timeout: 10s\n  concurrency: 64\n\
          files:\n  - name: good-file\n    paths: [{}]\n\
          endpoints:\n  - name: black-holes\n    timeout: 10s\n    targets:\n",
-        q(&path)
+        yaml_str(&path)
     );
     for i in 0..50 {
         config.push_str(&format!(
@@ -1336,12 +1085,12 @@ fn sigterm_exits_successfully() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &file_only_config(dir.path()));
     d.wait_ready(Duration::from_secs(10));
-    let logs = d.logs.clone();
     let started = Instant::now();
-    let status = d.terminate();
+    let exited = d.terminate();
+    let status = exited.status;
     assert!(status.success(), "exit status {status}");
     assert!(started.elapsed() < Duration::from_secs(10));
-    let logs = logs.lock().unwrap().join("\n");
+    let logs = exited.logs.join("\n");
     assert!(
         logs.contains("msg=\"shutting down\"") && logs.contains("signal=SIGTERM"),
         "{logs}"
@@ -1363,7 +1112,7 @@ fn sigterm_exits_successfully_while_black_hole_probes_are_in_flight() {
     wait_count(&accepted, 10, Duration::from_secs(5));
     assert_eq!(d.get("/-/ready").0, 503, "probes are in flight");
     let started = Instant::now();
-    let status = d.terminate();
+    let status = d.terminate().status;
     assert!(status.success(), "exit status {status}");
     assert!(
         started.elapsed() < Duration::from_secs(10),
@@ -1383,7 +1132,7 @@ fn probe_config(dir: &Path) -> (PathBuf, TestServer) {
     let ca_path = write(dir, "ca.pem", &ca.cert.cert_pem);
     let config = format!(
         "global:\n  interval: 1h\n  timeout: 5s\nendpoints:\n  - name: logged\n    ca_file: {}\n    targets: [\"localhost:{}\"]\n",
-        q(&ca_path),
+        yaml_str(&ca_path),
         server.addr.port()
     );
     (write(dir, "certinel.yaml", config), server)
@@ -1393,14 +1142,14 @@ fn probe_config(dir: &Path) -> (PathBuf, TestServer) {
 fn log_format_json_writes_one_json_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
     let (config, _server) = probe_config(dir.path());
-    let mut d = Spawned::start(
+    let d = start_logging(
         &config,
         &["--log.format", "json", "--log.level", "debug"],
         &[],
     );
-    d.wait_status("/-/ready", 200, Duration::from_secs(15));
+    d.wait_ready(Duration::from_secs(15));
     let addr = d.addr.to_string();
-    let lines = d.stop();
+    let lines = d.terminate().logs;
     assert!(lines.len() >= 3, "{lines:?}");
     let mut listening = false;
     for line in &lines {
@@ -1427,8 +1176,8 @@ fn log_format_json_writes_one_json_object_per_line() {
 fn log_format_env_selects_json() {
     let dir = tempfile::tempdir().unwrap();
     let (config, _server) = probe_config(dir.path());
-    let d = Spawned::start(&config, &[], &[("CERTINEL_LOG_FORMAT", "json")]);
-    let lines = d.stop();
+    let d = start_logging(&config, &[], &[("CERTINEL_LOG_FORMAT", "json")]);
+    let lines = d.terminate().logs;
     assert!(!lines.is_empty());
     for line in &lines {
         assert!(
@@ -1442,9 +1191,9 @@ fn log_format_env_selects_json() {
 fn log_level_debug_flag_shows_probe_lines() {
     let dir = tempfile::tempdir().unwrap();
     let (config, _server) = probe_config(dir.path());
-    let mut d = Spawned::start(&config, &["--log.level", "debug"], &[]);
-    d.wait_status("/-/ready", 200, Duration::from_secs(15));
-    let lines = d.stop();
+    let d = start_logging(&config, &["--log.level", "debug"], &[]);
+    d.wait_ready(Duration::from_secs(15));
+    let lines = d.terminate().logs;
     assert!(
         lines
             .iter()
@@ -1457,9 +1206,9 @@ fn log_level_debug_flag_shows_probe_lines() {
 fn log_level_env_debug_shows_probe_lines() {
     let dir = tempfile::tempdir().unwrap();
     let (config, _server) = probe_config(dir.path());
-    let mut d = Spawned::start(&config, &[], &[("CERTINEL_LOG_LEVEL", "debug")]);
-    d.wait_status("/-/ready", 200, Duration::from_secs(15));
-    let lines = d.stop();
+    let d = start_logging(&config, &[], &[("CERTINEL_LOG_LEVEL", "debug")]);
+    d.wait_ready(Duration::from_secs(15));
+    let lines = d.terminate().logs;
     assert!(
         lines
             .iter()
@@ -1472,9 +1221,9 @@ fn log_level_env_debug_shows_probe_lines() {
 fn default_log_level_info_hides_probe_lines() {
     let dir = tempfile::tempdir().unwrap();
     let (config, _server) = probe_config(dir.path());
-    let mut d = Spawned::start(&config, &[], &[]);
-    d.wait_status("/-/ready", 200, Duration::from_secs(15));
-    let lines = d.stop();
+    let d = start_logging(&config, &[], &[]);
+    d.wait_ready(Duration::from_secs(15));
+    let lines = d.terminate().logs;
     assert!(
         lines.iter().any(|l| l.contains("msg=listening")),
         "{lines:?}"
@@ -1500,150 +1249,56 @@ fn assert_error_level_only(lines: &[String]) {
 fn log_level_error_flag_hides_info_lines() {
     let dir = tempfile::tempdir().unwrap();
     let (config, _server) = probe_config(dir.path());
-    let mut d = Spawned::start(&config, &["--log.level", "error"], &[]);
-    d.wait_status("/-/ready", 200, Duration::from_secs(15));
-    assert_error_level_only(&d.stop());
+    let d = start_logging(&config, &["--log.level", "error"], &[]);
+    d.wait_ready(Duration::from_secs(15));
+    assert_error_level_only(&d.terminate().logs);
 }
 
 #[test]
 fn log_level_env_error_hides_info_lines() {
     let dir = tempfile::tempdir().unwrap();
     let (config, _server) = probe_config(dir.path());
-    let mut d = Spawned::start(&config, &[], &[("CERTINEL_LOG_LEVEL", "error")]);
-    d.wait_status("/-/ready", 200, Duration::from_secs(15));
-    assert_error_level_only(&d.stop());
+    let d = start_logging(&config, &[], &[("CERTINEL_LOG_LEVEL", "error")]);
+    d.wait_ready(Duration::from_secs(15));
+    assert_error_level_only(&d.terminate().logs);
 }
 
 #[test]
 fn log_level_flag_wins_over_env() {
     let dir = tempfile::tempdir().unwrap();
     let (config, _server) = probe_config(dir.path());
-    let mut d = Spawned::start(
+    let d = start_logging(
         &config,
         &["--log.level", "error"],
         &[("CERTINEL_LOG_LEVEL", "debug")],
     );
-    d.wait_status("/-/ready", 200, Duration::from_secs(15));
-    assert_error_level_only(&d.stop());
+    d.wait_ready(Duration::from_secs(15));
+    assert_error_level_only(&d.terminate().logs);
 }
 
 // ---------------------------------------------------------------------------
 // 8. A real Prometheus scraping certinel.
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-
-/// Prometheus, killed on drop.
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Runs an instant query; the result vector (empty on any error).
-fn prom_query(addr: SocketAddr, query: &str) -> Vec<serde_json::Value> {
-    if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        return Vec::new();
-    }
-    let (status, body) = http_get(addr, &format!("/api/v1/query?query={}", urlencode(query)));
-    if status != 200 {
-        return Vec::new();
-    }
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) else {
-        return Vec::new();
-    };
-    v["data"]["result"].as_array().cloned().unwrap_or_default()
-}
-
-fn sample_value(v: &serde_json::Value) -> f64 {
-    v["value"][1]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
 #[test]
 fn real_prometheus_scrapes_certinel() {
-    assert!(
-        Path::new(PROMETHEUS).exists(),
-        "{PROMETHEUS} is missing: run scripts/test, which installs prometheus \
-         (apt-get install prometheus), then rerun the tests"
-    );
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("prom-ca");
     let leaf = ca.issue(&Leaf::server("prom-leaf", 45));
     let path = write(dir.path(), "certs/prom.pem", &leaf.cert_pem);
     let config = format!(
         "global:\n  interval: 1h\nfiles:\n  - name: prom-files\n    paths: [{}]\n",
-        q(&path)
+        yaml_str(&path)
     );
     let d = Daemon::start(dir.path(), &config);
     d.wait_ready(Duration::from_secs(10));
 
-    let prom_addr = closed_port();
-    let prom_config = write(
-        dir.path(),
-        "prometheus.yml",
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: certinel\n    scrape_interval: 1s\n    scrape_timeout: 1s\n\
-             \x20   static_configs:\n      - targets: [\"{}\"]\n",
-            d.addr
-        ),
-    );
-    let prom_log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let child = Command::new(PROMETHEUS)
-        .arg(format!("--config.file={}", prom_config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address={prom_addr}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(prom_log)
-        .spawn()
-        .expect("start prometheus");
-    let mut prom = Prometheus(child);
-    let prom_logs =
-        || std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
-
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut up = Vec::new();
-    let mut not_after = Vec::new();
-    while Instant::now() < deadline {
-        if let Some(status) = prom.0.try_wait().unwrap() {
-            panic!("prometheus exited with {status}:\n{}", prom_logs());
-        }
-        up = prom_query(prom_addr, "up{job=\"certinel\"} == 1");
-        not_after = prom_query(
-            prom_addr,
-            "x509_cert_not_after{job=\"certinel\",source_name=\"prom-files\"}",
-        );
-        if !up.is_empty() && !not_after.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    assert_eq!(
-        up.len(),
-        1,
-        "up{{job=\"certinel\"}} never 1 within 60 s; targets: {}\nprometheus log:\n{}",
-        http_get(prom_addr, "/api/v1/targets").1,
-        prom_logs()
+    let prom = Prometheus::start(&dir.path().join("prometheus"), d.addr, &[], None);
+    let up = prom.query("up{job=\"certinel\"} == 1").unwrap();
+    assert_eq!(up.len(), 1, "{up:?}");
+    let not_after = prom.wait_query(
+        "x509_cert_not_after{job=\"certinel\",source_name=\"prom-files\"}",
+        Duration::from_secs(60),
+        |r| !r.is_empty(),
     );
     assert_eq!(
         not_after.len(),
@@ -1656,10 +1311,11 @@ fn real_prometheus_scrapes_certinel() {
     assert_eq!(series["metric"]["filename"], "prom.pem", "{series}");
     assert_eq!(series["metric"]["chain_index"], "0", "{series}");
     // Prometheus parsed the whole exposition: nothing was dropped.
-    let samples = prom_query(prom_addr, "scrape_samples_scraped{job=\"certinel\"}");
+    let samples = prom
+        .query("scrape_samples_scraped{job=\"certinel\"}")
+        .unwrap();
     assert!(
         samples.first().map(sample_value).unwrap_or(0.0) > 10.0,
         "{samples:?}"
     );
-    drop(prom);
 }

@@ -21,10 +21,6 @@ use certinel::config::Config;
 
 use crate::common::*;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn read(rel: &str) -> String {
     let path = repo().join(rel);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -459,17 +455,8 @@ fn dockerfile_runtime_matches_the_daemon() {
                 .cloned()
         })
         .unwrap_or_else(|| panic!("no COPY puts a file at {config_path}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_certinel"))
-        .arg("--config.check")
-        .arg("--config.file")
-        .arg(repo().join(&shipped))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{shipped}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = config_check(&repo().join(&shipped));
+    assert!(out.status.success(), "{shipped}: {}", out.stderr);
 
     // OCI labels agree with Cargo.toml.
     let labels: BTreeMap<String, String> = runtime
@@ -1357,17 +1344,6 @@ fn rebase(v: &mut Value, from: &str, to: &str) {
     }
 }
 
-/// Lays files out as a Secret volume does: `..data` → timestamped dir,
-/// each key a symlink through `..data`.
-fn secret_volume(dir: &Path, files: &[(&str, &str)]) {
-    let stamp = dir.join("..2026_01_01_00_00_00.000000001");
-    for (name, content) in files {
-        write(&stamp, name, content);
-        std::os::unix::fs::symlink(format!("..data/{name}"), dir.join(name)).unwrap();
-    }
-    std::os::unix::fs::symlink(stamp.file_name().unwrap(), dir.join("..data")).unwrap();
-}
-
 #[test]
 fn sidecar_config_watches_and_probes_a_cert_manager_secret() {
     let text = embedded_config("sidecar", "Deployment");
@@ -1399,6 +1375,7 @@ fn sidecar_config_watches_and_probes_a_cert_manager_secret() {
     std::fs::create_dir(&tls_dir).unwrap();
     secret_volume(
         &tls_dir,
+        "..2026_01_01_00_00_00.000000001",
         &[("tls.crt", &leaf.cert_pem), ("ca.crt", &ca.cert.cert_pem)],
     );
     let server = tls_server(
@@ -1613,13 +1590,14 @@ fn systemd_unit_exit_codes_and_signals_match_the_daemon() {
     // A refused config exits with the status the unit does not restart on.
     let tmp = tempfile::tempdir().unwrap();
     let bad = write(tmp.path(), "bad.yaml", "files: 3\n");
-    let status = Command::new(env!("CARGO_BIN_EXE_certinel"))
-        .arg("--config.file")
-        .arg(&bad)
-        .args(["--web.listen-address", "127.0.0.1:0"])
-        .output()
-        .unwrap()
-        .status;
+    let status = run_bounded(
+        certinel_command()
+            .arg("--config.file")
+            .arg(&bad)
+            .args(["--web.listen-address", "127.0.0.1:0"]),
+        Duration::from_secs(20),
+    )
+    .status;
     assert_eq!(
         status.code().map(|c| c.to_string()).as_deref(),
         Some(one_value(&s, "RestartPreventExitStatus"))
@@ -1630,11 +1608,7 @@ fn systemd_unit_exit_codes_and_signals_match_the_daemon() {
         tmp.path(),
         "files:\n  - name: none\n    paths: [\"/nonexistent/*.pem\"]\n",
     );
-    let hup = Command::new("kill")
-        .args(["-HUP", &d.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    d.signal("HUP");
     let deadline = Instant::now() + Duration::from_millis(1500);
     let mut survives = true;
     while Instant::now() < deadline {

@@ -7,10 +7,9 @@
 // themselves (clippy.toml's allow-*-in-tests only covers the latter).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -105,39 +104,6 @@ fn assert_failed(scan: &FileScan, path: &Path, expected: FileErrorReason) {
     assert!(r.certs.is_empty(), "{}: {:?}", path.display(), r.certs);
 }
 
-/// The serial number of a DER certificate in decimal, computed from the raw
-/// big-endian INTEGER bytes independently of certinel's formatting.
-fn serial_decimal(der: &[u8]) -> String {
-    use x509_parser::prelude::FromDer;
-    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).unwrap();
-    decimal_of_be_bytes(cert.raw_serial())
-}
-
-/// Unsigned big-endian bytes → decimal digits (schoolbook, any length).
-fn decimal_of_be_bytes(bytes: &[u8]) -> String {
-    let mut digits: Vec<u32> = vec![0]; // little-endian base 10
-    for &b in bytes {
-        let mut carry = u32::from(b);
-        for d in digits.iter_mut() {
-            let v = *d * 256 + carry;
-            *d = v % 10;
-            carry = v / 10;
-        }
-        while carry > 0 {
-            digits.push(carry % 10);
-            carry /= 10;
-        }
-    }
-    while digits.len() > 1 && digits.last() == Some(&0) {
-        digits.pop();
-    }
-    digits
-        .iter()
-        .rev()
-        .map(|d| char::from_digit(*d, 10).unwrap())
-        .collect()
-}
-
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -164,11 +130,6 @@ fn permission_checks_bypassed(dir: &Path) -> bool {
     let bypassed = std::fs::File::open(&probe).is_ok();
     std::fs::remove_file(&probe).unwrap();
     bypassed
-}
-
-/// A leaf issued by `ca` with exact (whole-second) validity.
-fn leaf(ca: &Ca, cn: &str, days_left: i64) -> Minted {
-    ca.issue(&Leaf::server(cn, days_left))
 }
 
 fn s(path: &Path) -> String {
@@ -218,13 +179,10 @@ fn pem_bundle_of_three_yields_three_certs_in_file_order_with_exact_facts() {
 #[test]
 fn serial_number_is_unsigned_decimal_even_when_the_high_bit_is_set() {
     let dir = tempfile::tempdir().unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["serial.test".to_owned()]).unwrap();
     // 16 bytes of 0xFF: DER needs a leading 0x00 to keep it positive, and
     // the value (2^128 - 1) overflows every primitive but u128.
-    params.serial_number = Some(rcgen::SerialNumber::from_slice(&[0xFF; 16]));
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    let path = write(dir.path(), "serial.pem", cert.pem());
+    let cert = with_serial("serial.test", &[0xFF; 16]);
+    let path = write(dir.path(), "serial.pem", cert.cert_pem);
 
     let scan = scan_paths(dir.path(), &[&path]);
     let r = report(&scan, &path);
@@ -628,26 +586,18 @@ fn symlink_to_an_ancestor_outside_the_glob_root_terminates() {
 // ---------------------------------------------------------------------------
 // Library level: Kubernetes secret volumes.
 
-/// Lays out `dir` as the kubelet does for a secret with tls.crt, tls.key
-/// and ca.crt: real files in a timestamped directory, `..data` pointing at
-/// it, and the user-facing names as symlinks through `..data`.
-fn secret_volume(dir: &Path, stamp: &str, crt: &Minted, ca: &Minted) {
-    let real = dir.join(stamp);
-    std::fs::create_dir_all(&real).unwrap();
-    write(&real, "tls.crt", &crt.cert_pem);
-    write(&real, "tls.key", &crt.key_pem);
-    write(&real, "ca.crt", &ca.cert_pem);
-    // Atomic swap of `..data`, as the kubelet's AtomicWriter does it.
-    let tmp = dir.join("..data_tmp");
-    let _ = std::fs::remove_file(&tmp);
-    symlink(stamp, &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("..data")).unwrap();
-    for name in ["tls.crt", "tls.key", "ca.crt"] {
-        let link = dir.join(name);
-        if std::fs::symlink_metadata(&link).is_err() {
-            symlink(format!("..data/{name}"), &link).unwrap();
-        }
-    }
+/// The secret volume of a cert-manager Certificate: tls.crt, tls.key and
+/// ca.crt, laid out as the kubelet does.
+fn tls_secret_volume(dir: &Path, stamp: &str, crt: &Minted, ca: &Minted) {
+    secret_volume(
+        dir,
+        stamp,
+        &[
+            ("tls.crt", &crt.cert_pem),
+            ("tls.key", &crt.key_pem),
+            ("ca.crt", &ca.cert_pem),
+        ],
+    );
 }
 
 #[test]
@@ -656,7 +606,7 @@ fn secret_volume_file_is_reported_under_its_configured_symlink_path() {
     let vol = dir.path().join("secret");
     let ca = Ca::new("k8s CA");
     let crt = leaf(&ca, "svc.ns.svc", 60);
-    secret_volume(&vol, "..2026_11_23_10_00_00.123", &crt, &ca.cert);
+    tls_secret_volume(&vol, "..2026_11_23_10_00_00.123", &crt, &ca.cert);
 
     let tls = vol.join("tls.crt");
     let scan = scan_paths(dir.path(), &[&tls]);
@@ -670,7 +620,7 @@ fn secret_volume_directory_reports_only_the_user_facing_names() {
     let vol = dir.path().join("secret");
     let ca = Ca::new("k8s CA");
     let crt = leaf(&ca, "svc.ns.svc", 60);
-    secret_volume(&vol, "..2026_11_23_10_00_00.123", &crt, &ca.cert);
+    tls_secret_volume(&vol, "..2026_11_23_10_00_00.123", &crt, &ca.cert);
 
     let yaml = yaml_paths(&[&s(&vol)], "    exclude: [\"*.key\"]\n");
     let scan = scan_yaml(dir.path(), &yaml);
@@ -699,7 +649,7 @@ fn secret_volume_rotation_is_seen_through_the_same_path() {
     let ca = Ca::new("k8s CA");
     let old = leaf(&ca, "svc.ns.svc", 10);
     let new = leaf(&ca, "svc.ns.svc", 90);
-    secret_volume(&vol, "..2026_11_23_10_00_00.123", &old, &ca.cert);
+    tls_secret_volume(&vol, "..2026_11_23_10_00_00.123", &old, &ca.cert);
     let source = file_source(
         dir.path(),
         &yaml_paths(&[&s(&vol)], "    exclude: [\"*.key\"]\n"),
@@ -707,7 +657,7 @@ fn secret_volume_rotation_is_seen_through_the_same_path() {
 
     let (first, cache, _) = scan_bounded(&source, FileCache::default());
     assert_good(&first, &vol.join("tls.crt"), &old);
-    secret_volume(&vol, "..2026_11_24_10_00_00.456", &new, &ca.cert);
+    tls_secret_volume(&vol, "..2026_11_24_10_00_00.456", &new, &ca.cert);
     let (second, _, _) = scan_bounded(&source, cache);
     assert_good(&second, &vol.join("tls.crt"), &new);
     assert_eq!(relative_keys(&second, &vol), ["ca.crt", "tls.crt"]);
@@ -723,13 +673,13 @@ fn recursive_glob_over_secret_volumes_skips_kubelet_internals() {
     let ca = Ca::new("k8s CA");
     let a = leaf(&ca, "a.ns.svc", 60);
     let b = leaf(&ca, "b.ns.svc", 70);
-    secret_volume(
+    tls_secret_volume(
         &dir.path().join("mounts/a"),
         "..2026_11_23_10_00_00.1",
         &a,
         &ca.cert,
     );
-    secret_volume(
+    tls_secret_volume(
         &dir.path().join("mounts/b"),
         "..2026_11_23_10_00_00.2",
         &b,
@@ -1375,7 +1325,7 @@ fn daemon_reports_secret_volume_file_under_the_symlink_path() {
     let vol = dir.path().join("secret");
     let ca = Ca::new("k8s CA");
     let crt = leaf(&ca, "svc.ns.svc", 60);
-    secret_volume(&vol, "..2026_11_23_10_00_00.123", &crt, &ca.cert);
+    tls_secret_volume(&vol, "..2026_11_23_10_00_00.123", &crt, &ca.cert);
 
     let daemon = Daemon::start(
         dir.path(),
@@ -1397,86 +1347,6 @@ fn daemon_reports_secret_volume_file_under_the_symlink_path() {
         .collect();
     assert_eq!(paths, [s(&vol.join("ca.crt")), s(&tls)], "{}", m.text);
     assert_eq!(m.value("x509_read_errors", &[]), 0.0);
-}
-
-/// certinel started through `setpriv` as nobody, so that permission checks
-/// apply even when the tests run as root. Killed on drop.
-struct Unprivileged {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Drop for Unprivileged {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Unprivileged {
-    fn start(dir: &Path, config: &Path) -> Unprivileged {
-        // Copy the binary where nobody can execute it, whatever the
-        // permissions on the build tree.
-        let bin = dir.join("certinel");
-        std::fs::copy(env!("CARGO_BIN_EXE_certinel"), &bin).unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut child = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(&bin)
-            .arg("--config.file")
-            .arg(config)
-            .args([
-                "--web.listen-address",
-                "127.0.0.1:0",
-                "--log.level",
-                "debug",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + METRICS_DEADLINE;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    let addr = line
-                        .contains("msg=listening")
-                        .then(|| {
-                            line.split_whitespace()
-                                .find_map(|f| f.strip_prefix("address="))
-                                .and_then(|a| a.parse().ok())
-                        })
-                        .flatten();
-                    if let Some(addr) = addr {
-                        return Unprivileged { child, addr };
-                    }
-                    seen.push(line);
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("unprivileged certinel did not start: {seen:#?}");
-                }
-            }
-        }
-    }
-
-    fn metrics(&self) -> Exposition {
-        let (status, body) = http_get(self.addr, "/metrics");
-        assert_eq!(status, 200, "{body}");
-        Exposition::parse(&body)
-    }
 }
 
 #[test]
@@ -1502,18 +1372,12 @@ fn daemon_without_privileges_reports_permission_denied() {
     );
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
 
-    let daemon = Unprivileged::start(dir.path(), &config);
+    let daemon = Launch::new(&config).unprivileged().start();
     let secret_s = s(&secret);
     let locked_s = s(&locked);
-    let deadline = Instant::now() + METRICS_DEADLINE;
-    let m = loop {
-        let m = daemon.metrics();
-        if m.find("certinel_file_error_info", &[]).len() >= 2 {
-            break m;
-        }
-        assert!(Instant::now() < deadline, "no errors reported:\n{}", m.text);
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let m = daemon.wait_for(METRICS_DEADLINE, |m| {
+        m.find("certinel_file_error_info", &[]).len() >= 2
+    });
     assert_eq!(
         m.value(
             "certinel_file_error_info",

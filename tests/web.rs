@@ -3,10 +3,9 @@
 //! server is `certinel::web::serve` in-process on a loopback port; the
 //! clients are real rustls clients and a real Prometheus.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use base64::Engine as _;
 use certinel::web::{self, WebConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{certs_of, key_of, write, Ca, Leaf, Minted, DAY};
+use crate::common::*;
 
 /// Longer than the web config's once-a-second `stat`.
 const ROTATION_WAIT: Duration = Duration::from_millis(1500);
@@ -89,8 +88,8 @@ fn client_leaf(cn: &str) -> Leaf<'_> {
     Leaf {
         cn,
         sans: &["prometheus.test"],
-        not_before: crate::common::now() - DAY,
-        not_after: crate::common::now() + 30 * DAY,
+        not_before: now() - DAY,
+        not_after: now() + 30 * DAY,
         client_auth_only: true,
     }
 }
@@ -163,7 +162,7 @@ impl Drop for Server {
 #[derive(Debug)]
 struct Reply {
     status: u16,
-    head: String,
+    headers: HashMap<String, String>,
     body: String,
     /// The leaf the server presented.
     peer: Vec<u8>,
@@ -171,10 +170,9 @@ struct Reply {
 
 impl Reply {
     fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim())
-        })
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 }
 
@@ -213,12 +211,10 @@ impl<'a> Client<'a> {
         for c in certs_of(&self.ca.cert_pem) {
             roots.add(c).unwrap();
         }
-        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
         Arc::new(match self.cert {
             Some(c) => builder
                 .with_client_auth_cert(certs_of(&c.cert_pem), key_of(&c.key_pem))
@@ -262,29 +258,23 @@ impl<'a> Client<'a> {
 }
 
 fn request(path: &str, auth: Option<(&str, &str)>) -> String {
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-    if let Some((user, password)) = auth {
+    let token = auth.map(|(user, password)| {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        req.push_str(&format!("Authorization: Basic {token}\r\n"));
-    }
-    req.push_str("\r\n");
-    req
+        format!("Basic {token}")
+    });
+    let headers: Vec<(&str, &str)> = token
+        .iter()
+        .map(|t| ("Authorization", t.as_str()))
+        .collect();
+    request_text("GET", path, "localhost", &headers)
 }
 
 fn parse_reply(raw: &[u8], peer: Vec<u8>) -> Result<Reply, String> {
-    let text = String::from_utf8_lossy(raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("no HTTP response: {text:?}"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status: {head:?}"))?;
+    let r = parse_response(raw)?;
     Ok(Reply {
-        status,
-        head: head.to_owned(),
-        body: body.to_owned(),
+        status: r.status,
+        headers: r.headers,
+        body: r.body,
         peer,
     })
 }
@@ -536,19 +526,16 @@ async fn a_half_written_certificate_keeps_the_previous_one_until_fixed() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kubernetes_secret_volume_swap_is_followed() {
-    use std::os::unix::fs::symlink;
     let pki = Pki::new();
     let volume = pki.path("secret");
-    let publish = |dir: &str, leaf: &Minted| {
-        write(&volume, &format!("{dir}/tls.crt"), &leaf.cert_pem);
-        write(&volume, &format!("{dir}/tls.key"), &leaf.key_pem);
-        let tmp = volume.join("..data_tmp");
-        symlink(dir, &tmp).unwrap();
-        std::fs::rename(&tmp, volume.join("..data")).unwrap();
+    let publish = |stamp: &str, leaf: &Minted| {
+        secret_volume(
+            &volume,
+            stamp,
+            &[("tls.crt", &leaf.cert_pem), ("tls.key", &leaf.key_pem)],
+        );
     };
     publish("..2026_01_01_00_00_00.1", &pki.server);
-    symlink("..data/tls.crt", volume.join("tls.crt")).unwrap();
-    symlink("..data/tls.key", volume.join("tls.key")).unwrap();
     let yaml = "tls_server_config:\n  cert_file: secret/tls.crt\n  key_file: secret/tls.key\n";
     let server = Server::start(Some(pki.web_config(yaml))).await;
     let client = Client::trusting(&pki.ca.cert);
@@ -704,89 +691,8 @@ fn load_errors_name_the_key() {
 // ---------------------------------------------------------------------------
 // A real Prometheus scrapes over mTLS with basic auth.
 
-fn find_prometheus() -> PathBuf {
-    if let Some(p) = std::env::var_os("PROMETHEUS") {
-        return PathBuf::from(p);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("prometheus"))
-        .find(|p| p.is_file())
-        .expect("prometheus not found in PATH (set $PROMETHEUS): apt-get install prometheus")
-}
-
-/// A child process killed on drop.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn try_get(addr: SocketAddr, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
-}
-
-/// `up` per job, from the query API.
-fn up_by_job(prometheus: SocketAddr) -> Vec<(String, String)> {
-    let Some(body) = try_get(prometheus, "/api/v1/query?query=up") else {
-        return Vec::new();
-    };
-    // Chunked or not, the JSON object is the part between the outer braces.
-    let Some(json) = body
-        .find('{')
-        .zip(body.rfind('}'))
-        .map(|(a, b)| &body[a..=b])
-    else {
-        return Vec::new();
-    };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
-        return Vec::new();
-    };
-    v["data"]["result"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| {
-            Some((
-                r["metric"]["job"].as_str()?.to_owned(),
-                r["value"][1].as_str()?.to_owned(),
-            ))
-        })
-        .collect()
-}
-
-fn yaml_path(p: &Path) -> String {
-    format!("{:?}", p.display().to_string())
-}
-
 #[test]
 fn real_prometheus_scrapes_over_mtls_with_basic_auth() {
-    let prometheus_bin = find_prometheus();
     let pki = Pki::new();
     let web = pki.web_config(&format!(
         "{}{}",
@@ -803,13 +709,13 @@ fn real_prometheus_scrapes_over_mtls_with_basic_auth() {
     let tls_config = |with_cert: bool| {
         let mut c = format!(
             "    tls_config:\n      ca_file: {}\n      server_name: localhost\n",
-            yaml_path(&pki.path("ca.crt"))
+            yaml_str(&pki.path("ca.crt"))
         );
         if with_cert {
             c.push_str(&format!(
                 "      cert_file: {}\n      key_file: {}\n",
-                yaml_path(&pki.path("client.crt")),
-                yaml_path(&pki.path("client.key"))
+                yaml_str(&pki.path("client.crt")),
+                yaml_str(&pki.path("client.key"))
             ));
         }
         c
@@ -826,40 +732,16 @@ fn real_prometheus_scrapes_over_mtls_with_basic_auth() {
         job("certinel", true),
         job("no-client-cert", false)
     );
-    let config_path = write(pki.dir.path(), "prometheus.yml", config);
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let log = pki.path("prometheus.log");
-    let child = Command::new(prometheus_bin)
-        .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            pki.path("data").display()
-        ))
-        .arg(format!("--web.listen-address={addr}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start prometheus");
-    let prometheus = Proc { child, log };
-
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let up = up_by_job(addr);
-        let get = |job: &str| up.iter().find(|(j, _)| j == job).map(|(_, v)| v.as_str());
-        if get("certinel") == Some("1") && get("no-client-cert") == Some("0") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus did not see up=1 (mTLS) and up=0 (no client cert) within 60 s: {up:?}\n{}",
-            prometheus.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let prometheus = Prometheus::start_with_config(&pki.path("prometheus"), &config);
+    let up = |r: &[serde_json::Value], job: &str| {
+        r.iter()
+            .find(|s| s["metric"]["job"] == job)
+            .and_then(|s| s["value"][1].as_str().map(str::to_owned))
+    };
+    // up=1 over mTLS, up=0 for the job without a client certificate.
+    prometheus.wait_query("up", Duration::from_secs(60), |r| {
+        up(r, "certinel").as_deref() == Some("1") && up(r, "no-client-cert").as_deref() == Some("0")
+    });
     drop(prometheus);
     runtime.block_on(server.stop());
 }
@@ -872,7 +754,7 @@ fn daemon_with_mtls_main_port_answers_probes_on_the_health_port() {
     let pki = Pki::new();
     write(pki.dir.path(), "web.yml", mtls_config());
     let web = pki.path("web.yml").to_string_lossy().into_owned();
-    let daemon = crate::common::Daemon::start_with_args(
+    let daemon = Daemon::start_with_args(
         pki.dir.path(),
         "files:\n  - name: own\n    paths: [tls/server.crt]\n",
         &[
@@ -882,61 +764,51 @@ fn daemon_with_mtls_main_port_answers_probes_on_the_health_port() {
             "127.0.0.1:0",
         ],
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let health: SocketAddr = loop {
-        let found = daemon.logs.lock().unwrap().iter().find_map(|l| {
-            l.contains("msg=\"health listener\"")
-                .then(|| {
-                    l.split_whitespace()
-                        .find_map(|f| f.strip_prefix("address="))
-                })
-                .flatten()
-                .and_then(|a| a.parse().ok())
-        });
-        if let Some(a) = found {
-            break a;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no health listener logged"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let health = logged_address(&daemon.wait_for_log(Duration::from_secs(10), |l| {
+        l.contains("msg=\"health listener\"") && logged_address(l).is_some()
+    }))
+    .unwrap();
     loop {
         let r = try_get(health, "/-/ready");
-        if r.as_deref() == Some("Ready\n") {
+        if r == Some((200, "Ready\n".to_owned())) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "never ready: {r:?}");
+        assert!(Instant::now() < deadline, "never ready: {r:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(try_get(health, "/-/healthy").as_deref(), Some("Healthy\n"));
-    // The health port serves nothing else (try_get yields only 200s).
-    assert_eq!(try_get(health, "/metrics"), None);
+    assert_eq!(
+        try_get(health, "/-/healthy"),
+        Some((200, "Healthy\n".to_owned()))
+    );
+    // The health port serves nothing else.
+    assert_ne!(
+        try_get(health, "/metrics").map(|(status, _)| status),
+        Some(200)
+    );
     // The main port speaks only TLS with a client certificate: plain HTTP
-    // gets no answer.
-    assert_eq!(try_get(daemon.addr, "/metrics"), None);
+    // gets no answer, or none that is a 200.
+    assert_ne!(
+        try_get(daemon.addr, "/metrics").map(|(status, _)| status),
+        Some(200)
+    );
     // An invalid web config refuses to start, like an invalid config.
     write(
         pki.dir.path(),
         "bad-web.yml",
         "tls_server_config:\n  cert_file: nope.crt\n",
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certinel"))
-        .args([
-            "--config.file",
-            &pki.path("certinel.yaml").to_string_lossy(),
-        ])
-        .args([
-            "--web.config.file",
-            &pki.path("bad-web.yml").to_string_lossy(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(78),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_bounded(
+        certinel_command()
+            .args([
+                "--config.file",
+                &pki.path("certinel.yaml").to_string_lossy(),
+            ])
+            .args([
+                "--web.config.file",
+                &pki.path("bad-web.yml").to_string_lossy(),
+            ]),
+        Duration::from_secs(20),
     );
+    assert_eq!(out.status.code(), Some(78), "{}", out.stderr);
 }
