@@ -2,7 +2,7 @@
 //! validated with the real `promtool check metrics`.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 
@@ -178,11 +178,11 @@ fn daemon_textfile_is_written_atomically_and_passes_promtool() {
         "files:\n  - name: local\n    paths: [\"*.crt\"]\n    interval: 1s\n",
         &["--textfile.output", &prom_arg],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !prom.exists() {
-        assert!(Instant::now() < deadline, "textfile never written");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(
+        Duration::from_secs(10),
+        || prom.exists().then_some(()),
+        || "textfile never written".to_owned(),
+    );
     let text = std::fs::read_to_string(&prom).unwrap();
     assert!(text.contains("subject_CN=\"svc\""), "{text}");
     assert!(

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::common::disk::write;
 use crate::common::exposition::Exposition;
 use crate::common::http::{http_get, try_get};
+use crate::common::wait::eventually;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_certinel");
@@ -194,39 +195,34 @@ impl Launch {
             }
         });
         let mut daemon = Daemon {
-            addr: self.listen.unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
+            addr: ([0, 0, 0, 0], 0).into(),
             child: Mutex::new(child),
             lines,
             reader: Some(reader),
         };
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            daemon.assert_running();
-            let up = match self.listen {
-                Some(addr) => try_get(addr, "/-/healthy").is_some_and(|(s, _)| s == 200),
-                None => match daemon
-                    .logs()
-                    .iter()
-                    .filter(|l| l.contains("msg=listening"))
-                    .find_map(|l| logged_address(l))
-                {
-                    Some(addr) => {
-                        daemon.addr = addr;
-                        true
-                    }
-                    None => false,
-                },
-            };
-            if up {
-                return daemon;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "certinel did not start within {START_TIMEOUT:?}; logs:\n{}",
-                daemon.logs().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        daemon.addr = eventually(
+            START_TIMEOUT,
+            || {
+                daemon.assert_running();
+                match self.listen {
+                    Some(addr) => try_get(addr, "/-/healthy")
+                        .is_some_and(|(status, _)| status == 200)
+                        .then_some(addr),
+                    None => daemon
+                        .logs()
+                        .iter()
+                        .filter(|l| l.contains("msg=listening"))
+                        .find_map(|l| logged_address(l)),
+                }
+            },
+            || {
+                format!(
+                    "certinel did not start; logs:\n{}",
+                    daemon.logs().join("\n")
+                )
+            },
+        );
+        daemon
     }
 }
 
@@ -268,18 +264,11 @@ impl Daemon {
 
     /// Waits until a log line satisfies `pred` (at most `timeout`).
     pub fn wait_for_log(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(line) = self.logs().into_iter().find(|l| pred(l)) {
-                return line;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no such log line within {timeout:?}:\n{}",
-                self.logs().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        eventually(
+            timeout,
+            || self.logs().into_iter().find(|l| pred(l)),
+            || format!("no such log line:\n{}", self.logs().join("\n")),
+        )
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
@@ -294,35 +283,29 @@ impl Daemon {
 
     /// Polls `/metrics` until `pred` holds (at most `timeout`).
     pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&Exposition) -> bool) -> Exposition {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let m = self.metrics();
-            if pred(&m) {
-                return m;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "condition not met within {timeout:?}; last exposition:\n{}\nlogs:\n{}",
-                    m.text,
+        eventually(
+            timeout,
+            || Some(self.metrics()).filter(|m| pred(m)),
+            || {
+                format!(
+                    "condition not met; exposition:\n{}\nlogs:\n{}",
+                    self.metrics().text,
                     self.logs().join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+                )
+            },
+        )
     }
 
     /// Waits until `/-/ready` answers 200.
     pub fn wait_ready(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while self.get("/-/ready").0 != 200 {
-            self.assert_running();
-            assert!(
-                Instant::now() < deadline,
-                "not ready within {timeout:?}; logs:\n{}",
-                self.logs().join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        eventually(
+            timeout,
+            || {
+                self.assert_running();
+                (self.get("/-/ready").0 == 200).then_some(())
+            },
+            || format!("not ready; logs:\n{}", self.logs().join("\n")),
+        )
     }
 
     fn assert_running(&self) {
@@ -363,13 +346,11 @@ impl Daemon {
             .args(["-TERM", &self.pid().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = self.exit_status() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "certinel ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = eventually(
+            Duration::from_secs(10),
+            || self.exit_status(),
+            || "certinel ignored SIGTERM".to_owned(),
+        );
         // The reader ends at the end of stderr, which the exit closed.
         if let Some(reader) = self.reader.take() {
             while !reader.is_finished() && Instant::now() < deadline {

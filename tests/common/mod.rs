@@ -2,7 +2,8 @@
 //! with chosen validity (`pki`), files laid out on disk (`disk`), servers
 //! on loopback for certinel to probe (`tls_server`), the real certinel
 //! binary (`daemon`), the one HTTP client (`http`), reading `/metrics`
-//! (`exposition`), and the real Prometheus tools (`prometheus`).
+//! (`exposition`), the real Prometheus tools (`prometheus`), and bounded
+//! waiting (`wait`).
 //!
 //! Everything is re-exported here: tests `use crate::common::*`.
 
@@ -13,6 +14,7 @@ pub mod http;
 pub mod pki;
 pub mod prometheus;
 pub mod tls_server;
+pub mod wait;
 
 pub use daemon::*;
 pub use disk::*;
@@ -21,3 +23,4 @@ pub use http::*;
 pub use pki::*;
 pub use prometheus::*;
 pub use tls_server::*;
+pub use wait::*;

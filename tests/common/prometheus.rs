@@ -19,6 +19,7 @@ use serde_json::Value;
 use crate::common::disk::{write, yaml_str};
 use crate::common::http::{try_get, urlencode};
 use crate::common::tls_server::closed_port;
+use crate::common::wait::eventually;
 
 /// Scrape and rule evaluation interval of [`Prometheus::start`]; the tests
 /// give certinel the same pass interval.
@@ -279,21 +280,21 @@ impl Prometheus {
         timeout: Duration,
         pred: impl Fn(&[Value]) -> bool,
     ) -> Vec<Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let r = self
-                .query(promql)
-                .unwrap_or_else(|e| panic!("{promql}: {e}"));
-            if pred(&r) {
-                return r;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Prometheus: `{promql}` not as expected within {timeout:?}: {r:?}\n{}",
-                self.proc.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let run = || {
+            self.query(promql)
+                .unwrap_or_else(|e| panic!("{promql}: {e}"))
+        };
+        eventually(
+            timeout,
+            || Some(run()).filter(|r| pred(r)),
+            || {
+                format!(
+                    "Prometheus: `{promql}` not as expected: {:?}\n{}",
+                    run(),
+                    self.proc.log_tail()
+                )
+            },
+        )
     }
 
     /// Every rule evaluates without error.

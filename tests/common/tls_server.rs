@@ -6,9 +6,10 @@ use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::pki::Minted;
+use crate::common::wait::eventually;
 
 pub fn certs_of(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'static>> {
     use rustls::pki_types::pem::PemObject;
@@ -199,15 +200,11 @@ pub fn black_hole() -> (SocketAddr, Arc<AtomicUsize>) {
 
 /// Waits until `counter` reaches `n` (the probes are in flight).
 pub fn wait_count(counter: &AtomicUsize, n: usize, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while counter.load(Ordering::SeqCst) < n {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} connections within {limit:?}",
-            counter.load(Ordering::SeqCst)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(
+        limit,
+        || (counter.load(Ordering::SeqCst) >= n).then_some(()),
+        || format!("only {} of {n} connections", counter.load(Ordering::SeqCst)),
+    )
 }
 
 /// A loopback port with nothing listening (until someone takes it: start

@@ -4,6 +4,12 @@
 
 use super::*;
 
+/// A client certificate from another CA (here: the server's) is refused.
+async fn assert_stranger_refused(pki: &Pki, client: Client<'_>, addr: SocketAddr) {
+    let stranger = pki.ca.issue(&client_leaf("stranger"));
+    assert_refused(client.with_cert(&stranger).get(addr, "/metrics").await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_serves_metrics_to_a_client_trusting_the_ca() {
     let pki = Pki::new();
@@ -36,14 +42,7 @@ async fn mtls_refuses_clients_without_a_certificate_from_the_client_ca() {
     let client = Client::trusting(&pki.ca.cert);
 
     assert_refused(client.get(server.addr, "/metrics").await);
-    // A certificate from another CA (here: the server's) is refused too.
-    let stranger = pki.ca.issue(&client_leaf("stranger"));
-    assert_refused(
-        client
-            .with_cert(&stranger)
-            .get(server.addr, "/metrics")
-            .await,
-    );
+    assert_stranger_refused(&pki, client, server.addr).await;
 
     let reply = client
         .with_cert(&pki.client)
@@ -72,13 +71,7 @@ async fn verify_client_cert_if_given_lets_anonymous_clients_in_but_checks_given_
         with_cert.get(server.addr, "/metrics").await.unwrap().status,
         200
     );
-    let stranger = pki.ca.issue(&client_leaf("stranger"));
-    assert_refused(
-        client
-            .with_cert(&stranger)
-            .get(server.addr, "/metrics")
-            .await,
-    );
+    assert_stranger_refused(&pki, client, server.addr).await;
     server.stop().await;
 }
 

@@ -76,19 +76,16 @@ fn daemon_with_mtls_main_port_answers_probes_on_the_health_port() {
             "127.0.0.1:0",
         ],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
     let health = logged_address(&daemon.wait_for_log(Duration::from_secs(10), |l| {
         l.contains("msg=\"health listener\"") && logged_address(l).is_some()
     }))
     .unwrap();
-    loop {
-        let r = try_get(health, "/-/ready");
-        if r == Some((200, "Ready\n".to_owned())) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never ready: {r:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let ready = || try_get(health, "/-/ready");
+    eventually(
+        Duration::from_secs(10),
+        || (ready() == Some((200, "Ready\n".to_owned()))).then_some(()),
+        || format!("never ready: {:?}", ready()),
+    );
     assert_eq!(
         try_get(health, "/-/healthy"),
         Some((200, "Healthy\n".to_owned()))
