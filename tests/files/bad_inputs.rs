@@ -47,9 +47,7 @@ fn scan_dir_with_good_neighbour(dir: &Path, good: &Minted) -> FileScan {
 
 #[test]
 fn key_only_pem_is_no_certificate_found_and_neighbour_is_exported() {
-    let dir = tempfile::tempdir().unwrap();
-    let good = self_signed("good", now() + 30 * DAY);
-    write(dir.path(), "good.pem", &good.cert_pem);
+    let (dir, good) = dir_with_good_pem();
     let key = write(dir.path(), "tls.key", &good.key_pem);
 
     let scan = scan_dir_with_good_neighbour(dir.path(), &good);
@@ -64,9 +62,7 @@ fn random_binary_garbage_is_no_certificate_found_unless_it_looks_like_der() {
     // here" (`no_certificate_found`), noise that starts like DER is a
     // certificate that does not decode (`decode_failed`). Both are sensible:
     // the second is what a corrupted .der/.cer file looks like.
-    let dir = tempfile::tempdir().unwrap();
-    let good = self_signed("good", now() + 30 * DAY);
-    write(dir.path(), "good.pem", &good.cert_pem);
+    let (dir, good) = dir_with_good_pem();
     let mut bytes = noise(2048, 0x5eed);
     bytes[0] = 0xA7;
     let plain = write(dir.path(), "garbage.bin", &bytes);
@@ -86,9 +82,7 @@ fn good_der_prefix(m: &Minted) -> Vec<u8> {
 
 #[test]
 fn text_garbage_and_empty_file_are_no_certificate_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let good = self_signed("good", now() + 30 * DAY);
-    write(dir.path(), "good.pem", &good.cert_pem);
+    let (dir, good) = dir_with_good_pem();
     let text = write(
         dir.path(),
         "notes.crt",
@@ -103,9 +97,7 @@ fn text_garbage_and_empty_file_are_no_certificate_found() {
 
 #[test]
 fn certificate_block_with_non_certificate_der_is_decode_failed() {
-    let dir = tempfile::tempdir().unwrap();
-    let good = self_signed("good", now() + 30 * DAY);
-    write(dir.path(), "good.pem", &good.cert_pem);
+    let (dir, good) = dir_with_good_pem();
     let bad = write(
         dir.path(),
         "bad-block.pem",
@@ -118,9 +110,7 @@ fn certificate_block_with_non_certificate_der_is_decode_failed() {
 
 #[test]
 fn truncated_pem_is_bad_pem_and_keeps_the_certificates_before_the_cut() {
-    let dir = tempfile::tempdir().unwrap();
-    let good = self_signed("good", now() + 30 * DAY);
-    write(dir.path(), "good.pem", &good.cert_pem);
+    let (dir, good) = dir_with_good_pem();
     let first = self_signed("first", now() + 11 * DAY);
     let second = self_signed("second", now() + 12 * DAY);
     let cut = self_signed("cut", now() + 13 * DAY);
@@ -162,9 +152,7 @@ fn directory_matched_by_file_glob_is_not_regular_file() {
 
 #[test]
 fn fifo_is_reported_not_regular_file_without_blocking() {
-    let dir = tempfile::tempdir().unwrap();
-    let good = self_signed("good", now() + 30 * DAY);
-    write(dir.path(), "good.pem", &good.cert_pem);
+    let (dir, good) = dir_with_good_pem();
     let fifo = dir.path().join("pipe.crt");
     mkfifo(&fifo);
 
@@ -185,9 +173,7 @@ fn fifo_is_reported_not_regular_file_without_blocking() {
 fn char_device_behind_symlink_is_not_regular_file_and_never_read() {
     // /dev/zero would never reach EOF and /dev/null would read as empty
     // (`no_certificate_found`): both must be refused on metadata alone.
-    let dir = tempfile::tempdir().unwrap();
-    let good = self_signed("good", now() + 30 * DAY);
-    write(dir.path(), "good.pem", &good.cert_pem);
+    let (dir, good) = dir_with_good_pem();
     let zero = dir.path().join("zero.pem");
     let null = dir.path().join("null.pem");
     symlink("/dev/zero", &zero).unwrap();
@@ -256,9 +242,7 @@ fn global_max_file_size_applies_when_the_source_sets_none() {
 
 #[test]
 fn unreadable_file_is_permission_denied() {
-    let dir = tempfile::tempdir().unwrap();
-    let good = self_signed("good", now() + 30 * DAY);
-    write(dir.path(), "good.pem", &good.cert_pem);
+    let (dir, good) = dir_with_good_pem();
     let secret = write(dir.path(), "secret.pem", &good.cert_pem);
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
 

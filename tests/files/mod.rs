@@ -79,6 +79,15 @@ fn report<'a>(scan: &'a FileScan, path: &Path) -> &'a FileReport {
         .unwrap_or_else(|| panic!("{} not in scan: {:#?}", path.display(), scan.keys()))
 }
 
+/// A temporary directory holding `good.pem`, a certificate every bad input
+/// must leave exported, and that certificate.
+fn dir_with_good_pem() -> (tempfile::TempDir, Minted) {
+    let dir = tempfile::tempdir().unwrap();
+    let good = self_signed("good", now() + 30 * DAY);
+    write(dir.path(), "good.pem", &good.cert_pem);
+    (dir, good)
+}
+
 /// Paths of the scan relative to `dir`, sorted.
 fn relative_keys(scan: &FileScan, dir: &Path) -> Vec<String> {
     scan.keys()

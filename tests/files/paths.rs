@@ -2,6 +2,7 @@
 //! paths, symlink loops, and the kubelet's secret volumes.
 
 use std::os::unix::fs::symlink;
+use std::path::PathBuf;
 
 use super::*;
 
@@ -71,13 +72,20 @@ fn tls_secret_volume(dir: &Path, stamp: &str, crt: &Minted, ca: &Minted) {
     );
 }
 
-#[test]
-fn secret_volume_file_is_reported_under_its_configured_symlink_path() {
+/// A temporary directory with a cert-manager secret volume mounted at
+/// `secret/`: the directory, the volume, its CA and its certificate.
+fn mounted_secret() -> (tempfile::TempDir, PathBuf, Ca, Minted) {
     let dir = tempfile::tempdir().unwrap();
     let vol = dir.path().join("secret");
     let ca = Ca::new("k8s CA");
     let crt = leaf(&ca, "svc.ns.svc", 60);
     tls_secret_volume(&vol, "..2026_11_23_10_00_00.123", &crt, &ca.cert);
+    (dir, vol, ca, crt)
+}
+
+#[test]
+fn secret_volume_file_is_reported_under_its_configured_symlink_path() {
+    let (dir, vol, _, crt) = mounted_secret();
 
     let tls = vol.join("tls.crt");
     let scan = scan_paths(dir.path(), &[&tls]);
@@ -87,11 +95,7 @@ fn secret_volume_file_is_reported_under_its_configured_symlink_path() {
 
 #[test]
 fn secret_volume_directory_reports_only_the_user_facing_names() {
-    let dir = tempfile::tempdir().unwrap();
-    let vol = dir.path().join("secret");
-    let ca = Ca::new("k8s CA");
-    let crt = leaf(&ca, "svc.ns.svc", 60);
-    tls_secret_volume(&vol, "..2026_11_23_10_00_00.123", &crt, &ca.cert);
+    let (dir, vol, ca, crt) = mounted_secret();
 
     let yaml = yaml_paths(&[&s(&vol)], "    exclude: [\"*.key\"]\n");
     let scan = scan_yaml(dir.path(), &yaml);
@@ -341,11 +345,7 @@ fn daemon_collapses_duplicate_paths_into_one_series_set() {
 
 #[test]
 fn daemon_reports_secret_volume_file_under_the_symlink_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let vol = dir.path().join("secret");
-    let ca = Ca::new("k8s CA");
-    let crt = leaf(&ca, "svc.ns.svc", 60);
-    tls_secret_volume(&vol, "..2026_11_23_10_00_00.123", &crt, &ca.cert);
+    let (dir, vol, _, crt) = mounted_secret();
 
     let daemon = Daemon::start(
         dir.path(),
