@@ -24,7 +24,7 @@ async fn tls_serves_metrics_to_a_client_trusting_the_ca() {
     assert_eq!(reply.peer, pki.server.der);
 
     // Plain HTTP to the TLS port gets no HTTP answer.
-    assert_refused(plain_get(server.addr, "/metrics", None).await);
+    assert_refused(plain_get(server.addr, "/metrics", None));
     // A client that trusts another CA does not complete the handshake.
     let other = Ca::new("some other CA");
     assert_refused(
@@ -122,27 +122,24 @@ async fn basic_auth_works_without_tls_and_follows_the_web_config_file() {
     let pki = Pki::new();
     let server = Server::start(Some(pki.web_config(&users("alice", "one")))).await;
     assert_eq!(
-        plain_get(server.addr, "/metrics", None)
-            .await
-            .unwrap()
-            .status,
+        plain_get(server.addr, "/metrics", None).unwrap().status,
         401
     );
-    let ok = plain_get(server.addr, "/metrics", Some(("alice", "one"))).await;
+    let ok = plain_get(server.addr, "/metrics", Some(("alice", "one")));
     assert_eq!(ok.unwrap().status, 200);
 
     // A new password in the web config file takes effect without a restart.
     write(pki.dir.path(), "web.yml", users("alice", "two"));
     tokio::time::sleep(ROTATION_WAIT).await;
-    let old = plain_get(server.addr, "/metrics", Some(("alice", "one"))).await;
+    let old = plain_get(server.addr, "/metrics", Some(("alice", "one")));
     assert_eq!(old.unwrap().status, 401);
-    let new = plain_get(server.addr, "/metrics", Some(("alice", "two"))).await;
+    let new = plain_get(server.addr, "/metrics", Some(("alice", "two")));
     assert_eq!(new.unwrap().status, 200);
 
     // A broken web config file keeps the last good one.
     write(pki.dir.path(), "web.yml", "basic_auth_users: [oops\n");
     tokio::time::sleep(ROTATION_WAIT).await;
-    let kept = plain_get(server.addr, "/metrics", Some(("alice", "two"))).await;
+    let kept = plain_get(server.addr, "/metrics", Some(("alice", "two")));
     assert_eq!(kept.unwrap().status, 200);
     server.stop().await;
 }

@@ -176,6 +176,15 @@ struct Reply {
 }
 
 impl Reply {
+    fn new(r: Response, peer: Vec<u8>) -> Reply {
+        Reply {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+            peer,
+        }
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .get(&name.to_ascii_lowercase())
@@ -264,7 +273,8 @@ impl<'a> Client<'a> {
     }
 }
 
-fn request(path: &str, auth: Option<(&str, &str)>) -> String {
+/// Calls `f` with the request headers for basic auth as `auth`, if any.
+fn auth_headers<T>(auth: Option<(&str, &str)>, f: impl FnOnce(&[(&str, &str)]) -> T) -> T {
     let token = auth.map(|(user, password)| {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         format!("Basic {token}")
@@ -273,39 +283,21 @@ fn request(path: &str, auth: Option<(&str, &str)>) -> String {
         .iter()
         .map(|t| ("Authorization", t.as_str()))
         .collect();
-    request_text("GET", path, "localhost", &headers)
+    f(&headers)
+}
+
+fn request(path: &str, auth: Option<(&str, &str)>) -> String {
+    auth_headers(auth, |h| request_text("GET", path, "localhost", h))
 }
 
 fn parse_reply(raw: &[u8], peer: Vec<u8>) -> Result<Reply, String> {
-    let r = parse_response(raw)?;
-    Ok(Reply {
-        status: r.status,
-        headers: r.headers,
-        body: r.body,
-        peer,
-    })
+    parse_response(raw).map(|r| Reply::new(r, peer))
 }
 
-/// Plain HTTP (no TLS) GET with optional basic auth.
-async fn plain_get(
-    addr: SocketAddr,
-    path: &str,
-    auth: Option<(&str, &str)>,
-) -> Result<Reply, String> {
-    let work = async {
-        let mut tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| e.to_string())?;
-        tcp.write_all(request(path, auth).as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut raw = Vec::new();
-        tcp.read_to_end(&mut raw).await.map_err(|e| e.to_string())?;
-        parse_reply(&raw, Vec::new())
-    };
-    tokio::time::timeout(Duration::from_secs(10), work)
-        .await
-        .map_err(|_| "timed out".to_owned())?
+/// Plain HTTP (no TLS) GET with optional basic auth, by the tests' HTTP
+/// client (blocking: the server runs on the runtime's workers).
+fn plain_get(addr: SocketAddr, path: &str, auth: Option<(&str, &str)>) -> Result<Reply, String> {
+    auth_headers(auth, |h| try_exchange(addr, "GET", path, h)).map(|r| Reply::new(r, Vec::new()))
 }
 
 fn assert_refused(result: Result<Reply, String>) {

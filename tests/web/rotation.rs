@@ -136,7 +136,7 @@ async fn bad_clients_do_not_hurt_others_and_shutdown_is_prompt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_without_a_web_config_and_the_health_port() {
     let server = Server::start(None).await;
-    let reply = plain_get(server.addr, "/metrics", None).await.unwrap();
+    let reply = plain_get(server.addr, "/metrics", None).unwrap();
     assert_eq!(reply.status, 200);
     assert!(reply.body.contains("web_test_metric 1"));
     server.stop().await;
@@ -150,10 +150,10 @@ async fn plain_http_without_a_web_config_and_the_health_port() {
     let task = tokio::spawn(web::serve_health(listener, health, async move {
         let _ = stopped.await;
     }));
-    let reply = plain_get(addr, "/-/healthy", None).await.unwrap();
+    let reply = plain_get(addr, "/-/healthy", None).unwrap();
     assert_eq!((reply.status, reply.body.as_str()), (200, "Healthy\n"));
-    assert_eq!(plain_get(addr, "/-/ready", None).await.unwrap().status, 200);
-    assert_eq!(plain_get(addr, "/metrics", None).await.unwrap().status, 404);
+    assert_eq!(plain_get(addr, "/-/ready", None).unwrap().status, 200);
+    assert_eq!(plain_get(addr, "/metrics", None).unwrap().status, 404);
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), task)
         .await
