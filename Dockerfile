@@ -23,11 +23,14 @@ WORKDIR /build
 # manifest, the lock file, build.rs or the benchmarks change, not on every
 # source edit. Stub crate roots let cargo compile every dependency (and
 # build.rs) without the real sources. Cargo refuses a manifest whose
-# [[bench]] files are missing even though `cargo build` never compiles
-# them, so the (small) bench sources come along; the integration-test
-# target has an explicit path and needs nothing.
+# [[bench]] files are missing, and loads every workspace member, even though
+# `cargo build` compiles none of them: so the (small) bench sources, the
+# test certificate factory and the bench tools come along; the
+# integration-test target has an explicit path and needs nothing.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY benches ./benches
+COPY testkit ./testkit
+COPY bench/tools ./bench/tools
 RUN mkdir -p src \
  && echo 'fn main() {}' > src/main.rs \
  && echo '//! stub' > src/lib.rs \

@@ -2,23 +2,18 @@
 //! validated with the real `promtool check metrics`.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 
-fn certinel(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_certinel"))
-        .args(args)
-        .current_dir(cwd)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+fn certinel(args: &[&str], cwd: &Path) -> Finished {
+    run_bounded(
+        certinel_command()
+            .args(args)
+            .current_dir(cwd)
+            .env("NO_COLOR", "1"),
+        Duration::from_secs(30),
+    )
 }
 
 fn cert_file(dir: &Path, name: &str, days_left: i64) -> String {
@@ -48,7 +43,7 @@ fn check_exit_code_follows_the_worst_certificate() {
         let mut full = vec!["check"];
         full.extend_from_slice(args);
         let out = certinel(&full, d);
-        assert_eq!(out.status.code(), Some(code), "{args:?}\n{}", stdout(&out));
+        assert_eq!(out.status.code(), Some(code), "{args:?}\n{}", out.stdout);
     }
 }
 
@@ -61,7 +56,7 @@ fn check_table_is_sorted_by_days_left_with_failures_first() {
     write(d, "garbage.pem", "not a certificate\n");
     let out = certinel(&["check", &fine, &soon, "garbage.pem"], d);
     assert_eq!(out.status.code(), Some(2));
-    let text = stdout(&out);
+    let text = out.stdout;
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("STATUS"), "{text}");
     assert!(
@@ -85,7 +80,7 @@ fn check_json_carries_every_field() {
     let soon = cert_file(dir.path(), "soon", 20);
     let out = certinel(&["check", &soon, "--output", "json"], dir.path());
     assert_eq!(out.status.code(), Some(1));
-    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let row = &rows[0];
     assert_eq!(row["status"], "warn");
     assert_eq!(row["subject_cn"], "soon");
@@ -105,13 +100,13 @@ fn check_probes_endpoints_and_reports_failures() {
     let target = format!("localhost:{}", server.addr.port());
     let ca_arg = ca_path.to_string_lossy().into_owned();
     let ok = certinel(&["check", &target, "--ca-file", &ca_arg], dir.path());
-    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
-    assert!(stdout(&ok).contains(&server.addr.to_string()));
+    assert_eq!(ok.status.code(), Some(0), "{}", ok.stdout);
+    assert!(ok.stdout.contains(&server.addr.to_string()));
 
     let closed = closed_port().to_string();
     let refused = certinel(&["check", &closed], dir.path());
     assert_eq!(refused.status.code(), Some(2));
-    assert!(stdout(&refused).contains("refused"), "{}", stdout(&refused));
+    assert!(refused.stdout.contains("refused"), "{}", refused.stdout);
 }
 
 #[test]
@@ -128,7 +123,7 @@ fn check_usage_errors_and_empty_results_exit_3() {
     );
     let nothing = certinel(&["check", "nothing-here/*.pem"], d);
     assert_eq!(nothing.status.code(), Some(3));
-    assert!(stdout(&nothing).contains("no certificates found"));
+    assert!(nothing.stdout.contains("no certificates found"));
     write(d, "bad.yaml", "global:\n  bogus: 1\n");
     assert_eq!(
         certinel(&["check", "--config.file", "bad.yaml"], d)
@@ -150,32 +145,8 @@ fn check_runs_every_source_of_a_config_file() {
         "files:\n  - name: local\n    paths: [\"*.crt\"]\n",
     );
     let out = certinel(&["check", "--config.file", "c.yaml"], d);
-    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
-    assert_eq!(stdout(&out).lines().count(), 3);
-}
-
-fn promtool_check_metrics(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is missing: run scripts/test, which installs it");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}\n--- input\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(2), "{}", out.stdout);
+    assert_eq!(out.stdout.lines().count(), 3);
 }
 
 #[test]
@@ -207,11 +178,11 @@ fn daemon_textfile_is_written_atomically_and_passes_promtool() {
         "files:\n  - name: local\n    paths: [\"*.crt\"]\n    interval: 1s\n",
         &["--textfile.output", &prom_arg],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !prom.exists() {
-        assert!(Instant::now() < deadline, "textfile never written");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(
+        Duration::from_secs(10),
+        || prom.exists().then_some(()),
+        || "textfile never written".to_owned(),
+    );
     let text = std::fs::read_to_string(&prom).unwrap();
     assert!(text.contains("subject_CN=\"svc\""), "{text}");
     assert!(

@@ -1,7 +1,6 @@
 //! Signal integrity: no input makes two series collide, and the
 //! restart-pending signal follows the file it watches within seconds.
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -9,18 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::*;
-
-/// Series that share a name and every label: Prometheus would keep one.
-pub fn duplicate_series(m: &Exposition) -> Vec<String> {
-    let mut seen = BTreeMap::new();
-    for s in &m.samples {
-        *seen.entry((s.name.clone(), s.labels.clone())).or_insert(0) += 1;
-    }
-    seen.into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|((name, labels), n)| format!("{n}× {name}{labels:?}"))
-        .collect()
-}
 
 /// A CA (written to `dir/ca.crt`), a certificate the file was renewed to
 /// and the older one a process still serves.
@@ -106,7 +93,7 @@ fn one_target_under_two_server_names_reports_each_restart_verdict() {
         m.value("certinel_served_cert_stale", &[("server_name", "new.test")]),
         0.0
     );
-    assert_eq!(duplicate_series(&m), Vec::<String>::new());
+    assert_eq!(m.duplicate_series(), Vec::<String>::new());
 }
 
 #[test]
@@ -142,7 +129,7 @@ fn file_names_that_differ_only_in_invalid_bytes_stay_two_series() {
     assert_eq!(ff.labels["filename"], "a\\xff.pem");
     let fe = m.one("x509_cert_not_after", &[("subject_CN", "fe")]);
     assert_eq!(fe.labels["filepath"], format!("{dir}/a\\xfe.pem"));
-    assert_eq!(duplicate_series(&m), Vec::<String>::new());
+    assert_eq!(m.duplicate_series(), Vec::<String>::new());
 }
 
 #[test]
@@ -154,9 +141,7 @@ fn restart_pending_follows_a_secret_swap_within_seconds() {
     let tmp = tempfile::tempdir().unwrap();
     let (_, old, new) = old_and_renewed(tmp.path());
     let secret = tmp.path().join("secret");
-    write(&secret.join("..2026_01"), "tls.crt", &old.cert_pem);
-    std::os::unix::fs::symlink("..2026_01", secret.join("..data")).unwrap();
-    std::os::unix::fs::symlink("..data/tls.crt", secret.join("tls.crt")).unwrap();
+    secret_volume(&secret, "..2026_01", &[("tls.crt", &old.cert_pem)]);
     let server = tls_server(&old, &ServerOptions::default());
     let target = format!("localhost:{}", server.addr.port());
     let daemon = Daemon::start(
@@ -177,9 +162,7 @@ fn restart_pending_follows_a_secret_swap_within_seconds() {
     );
 
     // The swap, as kubelet does it.
-    write(&secret.join("..2026_02"), "tls.crt", &new.cert_pem);
-    std::os::unix::fs::symlink("..2026_02", secret.join("..data_tmp")).unwrap();
-    std::fs::rename(secret.join("..data_tmp"), secret.join("..data")).unwrap();
+    secret_volume(&secret, "..2026_02", &[("tls.crt", &new.cert_pem)]);
 
     let m = daemon.wait_for(Duration::from_secs(5), |m| stale(m) == Some(1.0));
     // And the target was probed again soon after, not an hour later.
@@ -222,7 +205,7 @@ fn reload_ok(m: &Exposition) -> f64 {
 fn bad_reloads_are_refused_and_the_running_configuration_stays() {
     let tmp = tempfile::tempdir().unwrap();
     let config = one_good_file(tmp.path());
-    let mut daemon = Daemon::start(tmp.path(), &config);
+    let daemon = Daemon::start(tmp.path(), &config);
     daemon.wait_for(Duration::from_secs(10), |m| {
         m.has("x509_cert_not_after", &[("subject_CN", "good")])
     });
@@ -245,7 +228,7 @@ fn bad_reloads_are_refused_and_the_running_configuration_stays() {
         daemon.signal("HUP");
         daemon.wait_for(Duration::from_secs(10), |m| reload_ok(m) == 1.0);
     }
-    let logs = daemon.logs.lock().unwrap().join("\n");
+    let logs = daemon.logs().join("\n");
     assert!(
         logs.contains("global.concurrency: 3000000000000000000 is out of range"),
         "{logs}"
@@ -272,11 +255,11 @@ fn a_config_path_that_became_a_fifo_fails_the_reload_at_once_and_sigterm_still_e
     assert!(status.success());
     daemon.signal("HUP");
     daemon.wait_for(Duration::from_secs(5), |m| reload_ok(m) == 0.0);
-    let logs = daemon.logs.lock().unwrap().join("\n");
+    let logs = daemon.logs().join("\n");
     assert!(logs.contains("not a regular file (FIFO)"), "{logs}");
     // Nothing is left waiting on the FIFO: shutdown is prompt.
     let started = std::time::Instant::now();
-    assert!(daemon.terminate().success());
+    assert!(daemon.terminate().status.success());
     assert!(
         started.elapsed() < Duration::from_secs(6),
         "{:?}",
@@ -291,25 +274,10 @@ fn scrapes_stay_prompt_while_a_huge_configuration_is_reloaded() {
     // One worker thread, as on a one-CPU pod: a reload parsed on it would
     // leave nothing to answer scrapes.
     let config_path = write(tmp.path(), "certinel.yaml", &config);
-    let port = closed_port().port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_certinel"))
-        .arg("--config.file")
-        .arg(&config_path)
-        .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
+    let daemon = Launch::new(&config_path)
         .env("TOKIO_WORKER_THREADS", "1")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let child = KillOnDrop(child);
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "certinel did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        .start();
+    daemon.wait_ready(Duration::from_secs(10));
     // Close to the 8 MiB cap: tens of thousands of sources to parse and
     // check — refused at the very end (a duplicate name), so nothing of it
     // ever runs.
@@ -321,15 +289,11 @@ fn scrapes_stay_prompt_while_a_huge_configuration_is_reloaded() {
     }
     big.push_str("  - {name: s0, paths: [/nonexistent]}\n");
     std::fs::write(&config_path, &big).unwrap();
-    let pid = child.0.id().to_string();
-    let hup = std::process::Command::new("kill")
-        .args(["-HUP", &pid])
-        .status();
-    assert!(hup.unwrap().success());
+    daemon.signal("HUP");
     let mut slowest = Duration::ZERO;
     for _ in 0..40 {
         let started = std::time::Instant::now();
-        let (status, _) = http_get(addr, "/-/healthy");
+        let (status, _) = daemon.get("/-/healthy");
         assert_eq!(status, 200);
         slowest = slowest.max(started.elapsed());
         std::thread::sleep(Duration::from_millis(25));
@@ -338,14 +302,4 @@ fn scrapes_stay_prompt_while_a_huge_configuration_is_reloaded() {
         slowest < Duration::from_secs(1),
         "a scrape waited {slowest:?}"
     );
-}
-
-/// Kills the child when the test ends, whether it passed or not.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -13,26 +13,16 @@ const QUIET: &str = "global:\n  interval: 1h\n  timeout: 5s\n";
 /// for a loaded CI machine.
 const FOLLOW: Duration = Duration::from_secs(5);
 
-fn leaf(ca: &Ca, cn: &str, days: i64) -> Minted {
-    ca.issue(&Leaf::server(cn, days))
-}
-
 fn not_after(m: &Exposition, filepath: &str) -> Option<f64> {
     m.find("x509_cert_not_after", &[("filepath", filepath)])
         .first()
         .map(|s| s.value)
 }
 
-fn symlink(target: &str, link: &Path) {
-    std::os::unix::fs::symlink(target, link).unwrap();
-}
-
 /// Kubernetes' AtomicWriter: new timestamped directory, `..data_tmp`
 /// symlink to it, rename over `..data`, remove the old directory.
 fn kubernetes_swap(dir: &Path, old: &str, new: &str, cert_pem: &str) {
-    write(&dir.join(new), "tls.crt", cert_pem);
-    symlink(new, &dir.join("..data_tmp"));
-    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    secret_volume(dir, new, &[("tls.crt", cert_pem)]);
     std::fs::remove_dir_all(dir.join(old)).unwrap();
 }
 
@@ -42,13 +32,11 @@ fn kubernetes_secret_swap_shows_on_metrics_without_waiting_for_the_interval() {
     let secret = tmp.path().join("tls");
     let ca = Ca::new("k8s CA");
     let first = leaf(&ca, "varpulis", 30);
-    write(
-        &secret.join("..2026_11_23_10_00_00.1"),
-        "tls.crt",
-        &first.cert_pem,
+    secret_volume(
+        &secret,
+        "..2026_11_23_10_00_00.1",
+        &[("tls.crt", &first.cert_pem)],
     );
-    symlink("..2026_11_23_10_00_00.1", &secret.join("..data"));
-    symlink("..data/tls.crt", &secret.join("tls.crt"));
     let path = secret.join("tls.crt").to_string_lossy().into_owned();
     let daemon = Daemon::start(
         tmp.path(),
@@ -240,7 +228,7 @@ fn reload_while_probes_are_in_flight() {
     let good = tls_server(&leaf(&ca, "good", 30), &ServerOptions::default());
     let good_target = format!("localhost:{}", good.addr.port());
     let hole_target = hole.to_string();
-    let mut daemon = Daemon::start(
+    let daemon = Daemon::start(
         tmp.path(),
         &endpoint_config(tmp.path(), std::slice::from_ref(&hole_target), ""),
     );

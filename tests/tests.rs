@@ -16,13 +16,16 @@
 mod alerting;
 /// `certinel check` and the node_exporter textfile.
 mod check;
-/// Certificate factory, TLS servers, the daemon, exposition parsing.
+/// Shared helpers, one home each: certificates, loopback servers, the
+/// daemon, HTTP, exposition parsing, the Prometheus tools, bounded waits.
 mod common;
-/// The binary: flags, config errors, /metrics contract, HTTP endpoints.
+/// The binary: flags and config errors, /metrics contract, HTTP endpoints,
+/// scheduling around black holes, logs.
 mod daemon;
 /// Deployment artefacts: Dockerfile, Kubernetes manifests, systemd unit.
 mod deploy;
-/// File source behaviour on real files: bundles, DER, and every bad input.
+/// The file source on real files: formats, every bad input, paths and
+/// globs, changes between passes.
 mod files;
 /// Signal integrity: no two series collide; restart-pending follows its file.
 mod integrity;

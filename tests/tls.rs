@@ -39,6 +39,18 @@ fn reason(reports: &[AddressReport]) -> Option<TlsErrorReason> {
     reports[0].error.as_ref().map(|e| e.reason)
 }
 
+/// The endpoint source of the one target `addr`, plus `extra` YAML, with
+/// no CA file: these servers fail before any verification.
+fn raw_target(addr: SocketAddr, extra: &str) -> EndpointSourceConfig {
+    let dir = tempfile::tempdir().unwrap();
+    endpoint(dir.path(), &format!("targets: [\"{addr}\"]\n{extra}"))
+}
+
+/// The failure reason of a probe of `addr` with a 5 s timeout.
+async fn reason_at(addr: SocketAddr) -> Option<TlsErrorReason> {
+    reason(&probe_one(&raw_target(addr, "timeout: 5s\n")).await)
+}
+
 /// A CA, its file in `dir`, and a server with a leaf it issued.
 struct Pki {
     ca: Ca,
@@ -65,6 +77,34 @@ impl Pki {
                 addr.port()
             ),
         )
+    }
+
+    /// Probes a server serving `leaf` as `localhost`, trusting the CA;
+    /// `extra` adds to the endpoint source.
+    async fn probe_serving(&self, leaf: &Minted, extra: &str) -> Vec<AddressReport> {
+        self.probe_server(leaf, &ServerOptions::default(), extra)
+            .await
+    }
+
+    /// [`Pki::probe_serving`] a server with `opts`.
+    async fn probe_server(
+        &self,
+        leaf: &Minted,
+        opts: &ServerOptions,
+        extra: &str,
+    ) -> Vec<AddressReport> {
+        let server = tls_server(leaf, opts);
+        probe_one(&self.source_for(server.addr, extra)).await
+    }
+
+    /// Options for a server that requires a client certificate from this
+    /// CA and speaks only TLS 1.`version`.
+    fn mtls_only(&self, version: u8) -> ServerOptions {
+        ServerOptions {
+            client_ca: Some(self.ca.cert.cert_pem.clone()),
+            only_version: Some(version),
+            ..Default::default()
+        }
     }
 }
 
@@ -101,14 +141,11 @@ async fn valid_chain_reports_facts_and_negotiated_parameters() {
 async fn tls12_only_server_is_reported_as_tls12() {
     let pki = Pki::new();
     let leaf = pki.ca.issue(&Leaf::server("svc", 40));
-    let server = tls_server(
-        &leaf,
-        &ServerOptions {
-            only_version: Some(12),
-            ..Default::default()
-        },
-    );
-    let reports = probe_one(&pki.source_for(server.addr, "")).await;
+    let only_tls12 = ServerOptions {
+        only_version: Some(12),
+        ..Default::default()
+    };
+    let reports = pki.probe_server(&leaf, &only_tls12, "").await;
     assert_eq!(reason(&reports), None, "{reports:?}");
     let negotiated = reports[0].negotiated.as_ref().unwrap();
     assert_eq!(negotiated.version, "TLS1.2");
@@ -126,8 +163,7 @@ async fn expired_endpoint_still_reports_not_after() {
         not_after: now() - DAY,
         ..Leaf::server("old", 0)
     });
-    let server = tls_server(&leaf, &ServerOptions::default());
-    let reports = probe_one(&pki.source_for(server.addr, "")).await;
+    let reports = pki.probe_serving(&leaf, "").await;
     assert_eq!(reason(&reports), Some(TlsErrorReason::Expired));
     assert_eq!(reports[0].chain[0].not_after, leaf.not_after);
     assert!(reports[0].negotiated.is_some());
@@ -141,8 +177,7 @@ async fn not_yet_valid_certificate_is_flagged() {
         not_after: now() + 30 * DAY,
         ..Leaf::server("future", 0)
     });
-    let server = tls_server(&leaf, &ServerOptions::default());
-    let reports = probe_one(&pki.source_for(server.addr, "")).await;
+    let reports = pki.probe_serving(&leaf, "").await;
     assert_eq!(reason(&reports), Some(TlsErrorReason::NotYetValid));
     assert_eq!(reports[0].chain[0].not_before, leaf.not_before);
 }
@@ -152,8 +187,7 @@ async fn certificate_from_another_ca_is_unknown_ca() {
     let pki = Pki::new();
     let other = Ca::new("someone else's CA");
     let leaf = other.issue(&Leaf::server("svc", 40));
-    let server = tls_server(&leaf, &ServerOptions::default());
-    let reports = probe_one(&pki.source_for(server.addr, "")).await;
+    let reports = pki.probe_serving(&leaf, "").await;
     assert_eq!(reason(&reports), Some(TlsErrorReason::UnknownCa));
     assert_eq!(reports[0].chain[0].not_after, leaf.not_after);
 }
@@ -179,9 +213,9 @@ async fn self_signed_certificate_against_system_roots_is_unknown_ca() {
 async fn wrong_server_name_is_hostname_mismatch() {
     let pki = Pki::new();
     let leaf = pki.ca.issue(&Leaf::server("svc", 40));
-    let server = tls_server(&leaf, &ServerOptions::default());
-    let source = pki.source_for(server.addr, "server_name: api.example.com\n");
-    let reports = probe_one(&source).await;
+    let reports = pki
+        .probe_serving(&leaf, "server_name: api.example.com\n")
+        .await;
     assert_eq!(reason(&reports), Some(TlsErrorReason::HostnameMismatch));
     assert_eq!(&*reports[0].chain[0].subject.cn, "svc");
 }
@@ -213,23 +247,14 @@ async fn certificate_for_the_wrong_purpose_is_bad_certificate() {
         client_auth_only: true,
         ..Leaf::server("client-only", 40)
     });
-    let server = tls_server(&leaf, &ServerOptions::default());
-    let reports = probe_one(&pki.source_for(server.addr, "")).await;
+    let reports = pki.probe_serving(&leaf, "").await;
     assert_eq!(reason(&reports), Some(TlsErrorReason::BadCertificate));
 }
 
 async fn client_cert_required(version: u8) {
     let pki = Pki::new();
     let leaf = pki.ca.issue(&Leaf::server("mtls", 40));
-    let server = tls_server(
-        &leaf,
-        &ServerOptions {
-            client_ca: Some(pki.ca.cert.cert_pem.clone()),
-            only_version: Some(version),
-            ..Default::default()
-        },
-    );
-    let reports = probe_one(&pki.source_for(server.addr, "")).await;
+    let reports = pki.probe_server(&leaf, &pki.mtls_only(version), "").await;
     assert_eq!(
         reason(&reports),
         Some(TlsErrorReason::ClientCertRequired),
@@ -257,28 +282,21 @@ async fn mtls_client_certificate_is_presented() {
         let client = pki.ca.issue(&Leaf::server("certinel-client", 40));
         write(pki.path(), "client.crt", &client.cert_pem);
         write(pki.path(), "client.key", &client.key_pem);
-        let server = tls_server(
-            &leaf,
-            &ServerOptions {
-                client_ca: Some(pki.ca.cert.cert_pem.clone()),
-                only_version: Some(version),
-                ..Default::default()
-            },
-        );
-        let source = pki.source_for(
-            server.addr,
-            "client_cert: client.crt\nclient_key: client.key\n",
-        );
-        let reports = probe_one(&source).await;
+        let reports = pki
+            .probe_server(
+                &leaf,
+                &pki.mtls_only(version),
+                "client_cert: client.crt\nclient_key: client.key\n",
+            )
+            .await;
         assert_eq!(reason(&reports), None, "TLS1.{version}: {reports:?}");
     }
 }
 
 #[tokio::test]
 async fn closed_port_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
     let addr = closed_port();
-    let source = endpoint(dir.path(), &format!("targets: [\"{addr}\"]\n"));
+    let source = raw_target(addr, "");
     let reports = probe_one(&source).await;
     assert_eq!(reason(&reports), Some(TlsErrorReason::Refused));
     assert_eq!(reports[0].address, addr.to_string());
@@ -286,12 +304,11 @@ async fn closed_port_is_refused() {
 
 #[tokio::test]
 async fn silent_listener_is_timeout_within_the_deadline() {
-    let dir = tempfile::tempdir().unwrap();
     let addr = raw_server(|stream| {
         std::thread::sleep(Duration::from_secs(8));
         drop(stream);
     });
-    let source = endpoint(dir.path(), &format!("targets: [\"{addr}\"]\ntimeout: 1s\n"));
+    let source = raw_target(addr, "timeout: 1s\n");
     let started = Instant::now();
     let reports = probe_one(&source).await;
     assert_eq!(reason(&reports), Some(TlsErrorReason::Timeout));
@@ -304,7 +321,6 @@ async fn silent_listener_is_timeout_within_the_deadline() {
 
 #[tokio::test]
 async fn plain_tcp_echo_is_not_tls() {
-    let dir = tempfile::tempdir().unwrap();
     let addr = raw_server(|mut stream| {
         let mut buf = [0u8; 4096];
         let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
@@ -314,7 +330,7 @@ async fn plain_tcp_echo_is_not_tls() {
             }
         }
     });
-    let source = endpoint(dir.path(), &format!("targets: [\"{addr}\"]\ntimeout: 5s\n"));
+    let source = raw_target(addr, "timeout: 5s\n");
     let reports = probe_one(&source).await;
     assert_eq!(
         reason(&reports),
@@ -325,32 +341,22 @@ async fn plain_tcp_echo_is_not_tls() {
 
 #[tokio::test]
 async fn http_server_is_not_tls() {
-    let dir = tempfile::tempdir().unwrap();
     let addr = raw_server(|mut stream| {
         let mut buf = [0u8; 1024];
         let _ = stream.read(&mut buf);
         let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
     });
-    let source = endpoint(dir.path(), &format!("targets: [\"{addr}\"]\ntimeout: 5s\n"));
-    assert_eq!(
-        reason(&probe_one(&source).await),
-        Some(TlsErrorReason::NotTls)
-    );
+    assert_eq!(reason_at(addr).await, Some(TlsErrorReason::NotTls));
 }
 
 #[tokio::test]
 async fn connection_closed_mid_handshake_is_reset() {
-    let dir = tempfile::tempdir().unwrap();
     let addr = raw_server(|mut stream| {
         let mut buf = [0u8; 16];
         let _ = stream.read(&mut buf);
         drop(stream);
     });
-    let source = endpoint(dir.path(), &format!("targets: [\"{addr}\"]\ntimeout: 5s\n"));
-    assert_eq!(
-        reason(&probe_one(&source).await),
-        Some(TlsErrorReason::Reset)
-    );
+    assert_eq!(reason_at(addr).await, Some(TlsErrorReason::Reset));
 }
 
 /// A server that reads the ClientHello and answers with one fatal alert.
@@ -368,22 +374,15 @@ fn alerting_server(description: u8) -> SocketAddr {
 
 #[tokio::test]
 async fn tls10_only_server_is_protocol_version() {
-    let dir = tempfile::tempdir().unwrap();
     let addr = alerting_server(70); // protocol_version
-    let source = endpoint(dir.path(), &format!("targets: [\"{addr}\"]\ntimeout: 5s\n"));
-    assert_eq!(
-        reason(&probe_one(&source).await),
-        Some(TlsErrorReason::ProtocolVersion)
-    );
+    assert_eq!(reason_at(addr).await, Some(TlsErrorReason::ProtocolVersion));
 }
 
 #[tokio::test]
 async fn other_alert_from_peer_is_handshake_failure() {
-    let dir = tempfile::tempdir().unwrap();
     let addr = alerting_server(40); // handshake_failure
-    let source = endpoint(dir.path(), &format!("targets: [\"{addr}\"]\ntimeout: 5s\n"));
     assert_eq!(
-        reason(&probe_one(&source).await),
+        reason_at(addr).await,
         Some(TlsErrorReason::HandshakeFailure)
     );
 }
@@ -470,28 +469,35 @@ async fn postgres_ssl_request_reaches_the_certificate() {
     assert_eq!(reports[0].chain[0].not_after, leaf.not_after);
 }
 
+/// A server with a one-command STARTTLS dialogue: `greeting`, a command
+/// starting with `command`, `go_ahead`, then the handshake serving `leaf`.
+fn starttls_server(
+    leaf: Minted,
+    greeting: &'static [u8],
+    command: &'static str,
+    go_ahead: &'static [u8],
+) -> SocketAddr {
+    raw_server(move |mut stream| {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = stream.write_all(greeting);
+        let cmd = read_line(&mut stream);
+        assert!(cmd.starts_with(command), "{cmd}");
+        let _ = stream.write_all(go_ahead);
+        finish_tls(stream, &leaf);
+    })
+}
+
 #[tokio::test]
 async fn imap_and_pop3_starttls_reach_the_certificate() {
     let pki = Pki::new();
     let leaf = pki.ca.issue(&Leaf::server("mail", 40));
-    let imap_leaf = leaf.clone();
-    let imap = raw_server(move |mut stream| {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        let _ = stream.write_all(b"* OK IMAP4rev1 ready\r\n");
-        let cmd = read_line(&mut stream);
-        assert!(cmd.starts_with("a1 STARTTLS"), "{cmd}");
-        let _ = stream.write_all(b"a1 OK Begin TLS negotiation now\r\n");
-        finish_tls(stream, &imap_leaf);
-    });
-    let pop_leaf = leaf.clone();
-    let pop3 = raw_server(move |mut stream| {
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-        let _ = stream.write_all(b"+OK POP3 ready\r\n");
-        let cmd = read_line(&mut stream);
-        assert!(cmd.starts_with("STLS"), "{cmd}");
-        let _ = stream.write_all(b"+OK Begin TLS\r\n");
-        finish_tls(stream, &pop_leaf);
-    });
+    let imap = starttls_server(
+        leaf.clone(),
+        b"* OK IMAP4rev1 ready\r\n",
+        "a1 STARTTLS",
+        b"a1 OK Begin TLS negotiation now\r\n",
+    );
+    let pop3 = starttls_server(leaf, b"+OK POP3 ready\r\n", "STLS", b"+OK Begin TLS\r\n");
     for (addr, proto) in [(imap, "imap"), (pop3, "pop3")] {
         let reports = probe_one(&pki.source_for(addr, &format!("starttls: {proto}\n"))).await;
         assert_eq!(reason(&reports), None, "{proto}: {reports:?}");

@@ -16,9 +16,6 @@
 // A command-line tool: its output is the point.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-#[path = "bench_support/pki.rs"]
-mod pki;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -30,7 +27,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use pki::{BoxError, Ca};
+use certinel_bench::{BoxError, Ca};
 
 #[derive(Parser)]
 #[command(about = "Helpers for bench/run")]
@@ -306,10 +303,10 @@ fn gen_files(dir: &Path, files: usize, scrape_certs: usize) -> Result<(), BoxErr
         std::fs::create_dir_all(dir.join(sub))?;
     }
     let started = Instant::now();
-    let root = Ca::root("certinel bench files root", 1)?;
-    let inter = root.intermediate("certinel bench files intermediate", 2)?;
+    let root = certinel_bench::root("certinel bench files root", 1)?;
+    let inter = certinel_bench::intermediate(&root, "certinel bench files intermediate", 2)?;
     let pool: Vec<Ca> = (0..40)
-        .map(|i| Ca::root(&format!("certinel bench bundled CA {i}"), 100 + i))
+        .map(|i| certinel_bench::root(&format!("certinel bench bundled CA {i}"), 100 + i))
         .collect::<Result<_, _>>()?;
     let n_chain = files / 5;
     let n_bundle = files / 10;
@@ -319,9 +316,7 @@ fn gen_files(dir: &Path, files: usize, scrape_certs: usize) -> Result<(), BoxErr
         serial += 1;
         let cn = format!("svc-{i:05}.bench.test");
         let days = 30 + (i as i64 * 7) % 700;
-        Ok(inter
-            .leaf(&cn, std::slice::from_ref(&cn), serial, days)?
-            .cert_pem)
+        Ok(certinel_bench::leaf(&inter, &cn, &[&cn], serial, days)?.cert_pem)
     };
     let mut singles = Vec::new();
     for i in 0..n_single {
@@ -332,13 +327,16 @@ fn gen_files(dir: &Path, files: usize, scrape_certs: usize) -> Result<(), BoxErr
     let mut chains = Vec::new();
     for i in 0..n_chain {
         let path = dir.join("tree/chain").join(format!("c{i:05}.pem"));
-        std::fs::write(&path, format!("{}{}", leaf(n_single + i)?, inter.pem))?;
+        std::fs::write(
+            &path,
+            format!("{}{}", leaf(n_single + i)?, inter.cert.cert_pem),
+        )?;
         chains.push(path);
     }
     for i in 0..n_bundle {
         let mut text = String::new();
         for k in 0..4 {
-            text.push_str(&pool[(i * 4 + k) % pool.len()].pem);
+            text.push_str(&pool[(i * 4 + k) % pool.len()].cert.cert_pem);
         }
         std::fs::write(dir.join("tree/bundle").join(format!("b{i:05}.pem")), text)?;
     }

@@ -16,9 +16,6 @@
 // A command-line tool: its output is the point.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-#[path = "bench_support/pki.rs"]
-mod pki;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,7 +27,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use pki::{BoxError, Ca};
+use certinel_bench::BoxError;
 
 /// How long a black-hole connection is held at most.
 const BLACKHOLE_HOLD: Duration = Duration::from_secs(600);
@@ -104,17 +101,18 @@ fn write_ports(path: &Path, ports: &[u16]) -> Result<(), BoxError> {
 
 async fn serve(args: Args) -> Result<(), BoxError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let root = Ca::root("certinel bench root", 1)?;
-    let inter = root.intermediate("certinel bench intermediate", 2)?;
-    let inter_der = CertificateDer::from_pem_slice(inter.pem.as_bytes())?;
+    let root = certinel_bench::root("certinel bench root", 1)?;
+    let inter = certinel_bench::intermediate(&root, "certinel bench intermediate", 2)?;
+    let inter_der = CertificateDer::from_pem_slice(inter.cert.cert_pem.as_bytes())?;
     let stats = Arc::new(Stats::default());
 
     let mut good_ports = Vec::with_capacity(args.good);
     for i in 0..args.good {
         let cn = format!("farm-{i}.bench.test");
-        let leaf = inter.leaf(
+        let leaf = certinel_bench::leaf(
+            &inter,
             &cn,
-            &["127.0.0.1".to_owned(), "localhost".to_owned(), cn.clone()],
+            &["127.0.0.1", "localhost", &cn],
             1000 + i as u64,
             90,
         )?;
@@ -159,7 +157,7 @@ async fn serve(args: Args) -> Result<(), BoxError> {
     let stats_port = stats_listener.local_addr()?.port();
     tokio::spawn(serve_stats(stats_listener, stats.clone()));
 
-    std::fs::write(args.dir.join("ca.pem"), &root.pem)?;
+    std::fs::write(args.dir.join("ca.pem"), &root.cert.cert_pem)?;
     write_ports(&args.dir.join("good.txt"), &good_ports)?;
     write_ports(&args.dir.join("blackhole.txt"), &blackhole_ports)?;
     write_ports(&args.dir.join("refused.txt"), &refused_ports)?;

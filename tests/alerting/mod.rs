@@ -1,0 +1,154 @@
+//! End to end with the real programs: certinel scraped by a real Prometheus
+//! that evaluates `alerts/certinel.rules.yml` and notifies a real
+//! Alertmanager, which posts to a webhook the tests serve; and every PromQL
+//! query of every dashboard in `dashboards/` run against that Prometheus.
+//! The programs are found and started by `common::prometheus`. Everything
+//! listens on 127.0.0.1 on free ports, lives in a temporary directory, and
+//! every child process is killed when the test ends, whether it passes or
+//! fails.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::common::*;
+
+/// The paging path through Alertmanager to a webhook.
+mod alertmanager;
+/// Every dashboard query against a real Prometheus.
+mod dashboards;
+/// The rule file: promtool, and every alert raised from real data.
+mod rules;
+
+// ---------------------------------------------------------------------------
+// The shared fixture: certinel with one of each kind of problem, scraped by
+// Prometheus until it has several samples of everything.
+
+struct Fixture {
+    // Field order is drop order: Prometheus first, then certinel, then the
+    // servers it probes, then the directory.
+    prom: Prometheus,
+    certinel: Daemon,
+    _server: TestServer,
+    /// Accepts connections (in the kernel backlog) and never answers, so the
+    /// `dash-stuck` source never completes a pass.
+    _stuck: TcpListener,
+    refused: SocketAddr,
+    garbage: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn start(with_rules: bool) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("certinel fixture CA");
+        let expired = ca.issue(&Leaf {
+            cn: "expired-file",
+            sans: &["localhost"],
+            not_before: now() - 60 * DAY,
+            not_after: now() - 2 * DAY,
+            client_auth_only: false,
+        });
+        write(
+            dir.path(),
+            "certs/good.pem",
+            ca.issue(&Leaf::server("good-file", 365)).cert_pem,
+        );
+        write(
+            dir.path(),
+            "certs/warning.pem",
+            ca.issue(&Leaf::server("warning-file", 20)).cert_pem,
+        );
+        write(
+            dir.path(),
+            "certs/critical.pem",
+            ca.issue(&Leaf::server("critical-file", 5)).cert_pem,
+        );
+        write(dir.path(), "certs/expired.pem", expired.cert_pem);
+        let garbage = write(
+            dir.path(),
+            "certs/garbage.pem",
+            "this is not a certificate\n",
+        );
+        let ca_path = write(dir.path(), "ca.pem", &ca.cert.cert_pem);
+        let server = tls_server(
+            &ca.issue(&Leaf::server("good-endpoint", 90)),
+            &ServerOptions::default(),
+        );
+        let good = format!("127.0.0.1:{}", server.addr.port());
+        let refused = closed_port();
+        let stuck = TcpListener::bind("127.0.0.1:0").unwrap();
+        let certs_glob = dir.path().join("certs").join("*.pem");
+
+        let certinel = Daemon::start(
+            dir.path(),
+            &format!(
+                "global:\n  interval: {TICK}\n  timeout: {TICK}\n\
+                 files:\n  - name: dash-files\n    paths: [{glob}]\n\
+                 endpoints:\n  - name: dash-endpoints\n    targets: [\"{good}\", \"{refused}\"]\n    ca_file: {ca}\n\
+                 \x20 - name: dash-stuck\n    targets: [\"{stuck}\"]\n    interval: 120s\n    timeout: 120s\n",
+                glob = yaml_str(&certs_glob),
+                ca = yaml_str(&ca_path),
+                stuck = stuck.local_addr().unwrap(),
+            ),
+        );
+        let refused_s = refused.to_string();
+        certinel.wait_for(Duration::from_secs(20), |m| {
+            m.has("x509_cert_not_after", &[("subject_CN", "good-endpoint")])
+                && m.find("x509_cert_not_after", &[("source_kind", "file")])
+                    .len()
+                    == 4
+                && m.has("certinel_file_error_info", &[])
+                && m.has(
+                    "certinel_tls_handshake_error_info",
+                    &[("target", &refused_s), ("reason", "refused")],
+                )
+        });
+
+        let rules = if with_rules {
+            vec![rules_with_short_for(dir.path()).0]
+        } else {
+            vec![]
+        };
+        let prom = Prometheus::start(&dir.path().join("prometheus"), certinel.addr, &rules, None);
+        // Several scrapes, so that rate() over 1m has samples to work with.
+        prom.wait_query(
+            &format!("count_over_time(up{{job=\"{JOB}\"}}[1m]) >= 5"),
+            Duration::from_secs(30),
+            |r| !r.is_empty(),
+        );
+        Fixture {
+            prom,
+            certinel,
+            _server: server,
+            _stuck: stuck,
+            refused,
+            garbage,
+            _dir: dir,
+        }
+    }
+}
+
+/// Copies the shipped rule file with every `for:` shortened to the
+/// evaluation interval; returns the copy and how many `for:` it shortened.
+fn rules_with_short_for(dir: &Path) -> (PathBuf, usize) {
+    let original = std::fs::read_to_string(repo().join("alerts/certinel.rules.yml")).unwrap();
+    let mut shortened = 0;
+    let mut out = String::new();
+    for line in original.lines() {
+        let trimmed = line.trim_start();
+        let is_for = trimmed
+            .strip_prefix("for:")
+            .is_some_and(|v| v.split_whitespace().count() == 1);
+        if is_for {
+            let indent = &line[..line.len() - trimmed.len()];
+            out.push_str(&format!("{indent}for: {TICK}\n"));
+            shortened += 1;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(shortened > 0, "no `for:` in alerts/certinel.rules.yml");
+    (write(dir, "rules/certinel.rules.yml", out), shortened)
+}
