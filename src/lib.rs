@@ -3,7 +3,7 @@
 //! The pipeline, one module per stage:
 //! [`config`] → [`scheduler`] → [`sources`] (files, TLS endpoints) →
 //! [`snapshot`] → [`collector`] → [`exposition`] (the shared render
-//! cache) → [`server`]. Certificates become facts in [`cert`], which both
+//! cache) → [`http`]. Certificates become facts in [`cert`], which both
 //! sources share.
 
 pub mod cert;
@@ -15,30 +15,26 @@ pub mod config;
 mod crypto;
 pub mod exposition;
 mod filesystem;
+pub mod http;
 pub mod logging;
 pub mod memory;
 pub mod reload;
 pub mod rotation;
 pub mod scheduler;
-pub mod server;
 pub mod snapshot;
 pub mod sources;
 pub mod textfile;
 pub mod watch;
-pub mod web;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::http::SHUTDOWN_GRACE;
 use crate::snapshot::Store;
-
-/// How long shutdown waits for in-flight probes before giving up on them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Daemon options that are not part of the config file.
 #[derive(Debug, Default)]
@@ -49,7 +45,7 @@ pub struct RunOptions {
     /// Where to write the node_exporter textfile, if anywhere.
     pub textfile: Option<PathBuf>,
     /// TLS and basic auth for the main listener.
-    pub web: Option<Arc<web::WebConfig>>,
+    pub web: Option<Arc<http::WebConfig>>,
     /// A plain-HTTP listener for `/-/healthy` and `/-/ready` only.
     pub health: Option<tokio::net::TcpListener>,
 }
@@ -93,19 +89,19 @@ pub async fn run(
         endpoint_sources,
         "listening"
     );
-    let state = Arc::new(server::AppState::new(store).with_reload(reload_tx));
+    let state = Arc::new(http::AppState::new(store).with_reload(reload_tx));
     let health = options.health.map(|listener| {
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, "health listener");
         }
         let stop = cancel.clone();
-        tokio::spawn(web::serve_health(
+        tokio::spawn(http::serve_health(
             listener,
-            server::health_router(state.clone()),
+            http::health_router(state.clone()),
             async move { stop.cancelled().await },
         ))
     });
-    let served = web::serve(listener, server::router(state), options.web, shutdown).await;
+    let served = http::serve(listener, http::router(state), options.web, shutdown).await;
     cancel.cancel();
     if let Some(health) = health {
         if let Ok(Err(e)) = health.await {

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         }
     };
     let web = match &cli.web_config_file {
-        Some(path) => match certinel::web::WebConfig::load(path) {
+        Some(path) => match certinel::http::WebConfig::load(path) {
             Ok(w) => Some(std::sync::Arc::new(w)),
             Err(e) => {
                 eprintln!("certinel: invalid web config {}: {e}", path.display());
@@ -101,7 +101,7 @@ fn main() -> ExitCode {
             web,
             health,
         };
-        let shutdown = certinel::server::shutdown_signal();
+        let shutdown = certinel::http::shutdown_signal();
         match certinel::run(config, listener, options, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

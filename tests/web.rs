@@ -1,6 +1,6 @@
 //! certinel's own listener (`--web.config.file`): TLS, mutual TLS, basic
 //! auth, certificate rotation without restart, and the health port. The
-//! server is `certinel::web::serve` in-process on a loopback port; the
+//! server is `certinel::http::serve` in-process on a loopback port; the
 //! clients are real rustls clients and a real Prometheus.
 
 use std::io::{Read, Write};
@@ -14,7 +14,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use axum::Router;
 use base64::Engine as _;
-use certinel::web::{self, WebConfig};
+use certinel::http::{self as web, WebConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{certs_of, key_of, write, Ca, Leaf, Minted, DAY};

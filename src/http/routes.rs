@@ -1,22 +1,24 @@
-//! The HTTP side: `/metrics`, `/-/healthy`, `/-/ready` and a landing page.
+//! The routes: `/metrics`, `/-/healthy`, `/-/ready`, `POST /-/reload` and
+//! the landing page, over the state the handlers share.
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::{mpsc, oneshot};
 
+use super::landing;
 use crate::exposition::{Exposition, Format};
 use crate::reload::ReloadRequest;
 use crate::snapshot::Store;
 
 /// What the handlers share.
 #[derive(Debug)]
-pub struct AppState {
+pub(crate) struct AppState {
     store: Arc<Store>,
     /// Where `POST /-/reload` sends its request; `None` refuses reloads.
     reload: Option<mpsc::Sender<ReloadRequest>>,
@@ -25,7 +27,7 @@ pub struct AppState {
 
 impl AppState {
     /// State for [`router`].
-    pub fn new(store: Arc<Store>) -> AppState {
+    pub(crate) fn new(store: Arc<Store>) -> AppState {
         AppState {
             exposition: Arc::new(Exposition::new(store.clone())),
             store,
@@ -34,16 +36,16 @@ impl AppState {
     }
 
     /// Enables `POST /-/reload`.
-    pub fn with_reload(mut self, reload: mpsc::Sender<ReloadRequest>) -> AppState {
+    pub(crate) fn with_reload(mut self, reload: mpsc::Sender<ReloadRequest>) -> AppState {
         self.reload = Some(reload);
         self
     }
 }
 
 /// All routes.
-pub fn router(state: Arc<AppState>) -> Router {
+pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(landing))
+        .route("/", get(landing::page))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
@@ -54,7 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Only `/-/healthy` and `/-/ready`, for `--web.health-address`: a plain
 /// HTTP port for Kubernetes probes when the main port demands client
 /// certificates (an `httpGet` probe cannot present one).
-pub fn health_router(state: Arc<AppState>) -> Router {
+pub(crate) fn health_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
@@ -150,46 +152,6 @@ async fn reload(State(state): State<Arc<AppState>>) -> Response {
         )
             .into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
-    }
-}
-
-async fn landing() -> Html<String> {
-    Html(format!(
-        "<!doctype html>\n<html><head><title>certinel</title></head><body>\n\
-         <h1>certinel {}</h1>\n\
-         <p>Prometheus exporter for X.509 certificate expiry.</p>\n\
-         <ul>\n<li><a href=\"metrics\">Metrics</a></li>\n\
-         <li><a href=\"-/healthy\">Health</a></li>\n\
-         <li><a href=\"-/ready\">Readiness</a></li>\n</ul>\n</body></html>\n",
-        env!("CARGO_PKG_VERSION")
-    ))
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!(signal = "SIGINT", "shutting down"),
-        _ = terminate => tracing::info!(signal = "SIGTERM", "shutting down"),
     }
 }
 

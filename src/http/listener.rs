@@ -1,0 +1,178 @@
+//! The accept loop: one task per connection, TLS when configured, HTTP/1.1
+//! by hyper, and a graceful drain on shutdown.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::auth;
+use super::shutdown::SHUTDOWN_GRACE;
+use super::web_config::WebConfig;
+
+/// A client that has not finished its TLS handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client that has not sent a request's headers by then is dropped (this
+/// also closes idle keep-alive connections).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `app` on `listener` until `shutdown` resolves: plain HTTP without
+/// a web config; otherwise with its basic auth and headers on every route,
+/// over TLS when it has `tls_server_config`. Each connection has its own
+/// task, so one failing (a bad handshake, a client that stalls: dropped
+/// after 10 s) never affects another. On shutdown it stops accepting and
+/// gives in-flight requests 5 s to finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    web: Option<Arc<WebConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let Some(web) = web else {
+        return accept_loop(listener, app, None, shutdown).await;
+    };
+    web.log_loaded();
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        web.clone(),
+        auth::guard,
+    ));
+    let tls = web.tls_enabled().then_some(web);
+    accept_loop(listener, app, tls, shutdown).await
+}
+
+/// Serves `app` (the health routes) on a plain-HTTP `listener`, without TLS
+/// or auth, until `shutdown` resolves: for Kubernetes probes when the main
+/// port demands client certificates.
+pub async fn serve_health(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    tracing::info!(address = %listener.local_addr()?, "serving health checks");
+    accept_loop(listener, app, None, shutdown).await
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<Arc<WebConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let mut shutdown = pin!(shutdown);
+    let closing = CancellationToken::new();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            Some(done) = connections.join_next(), if !connections.is_empty() => {
+                if let Err(e) = done {
+                    if e.is_panic() {
+                        tracing::error!(error = %e, "a connection task panicked");
+                    }
+                }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(connection(
+                        stream,
+                        peer,
+                        app.clone(),
+                        tls.clone(),
+                        closing.clone(),
+                    ));
+                }
+                // The client gave up before we got to it: nothing to do.
+                Err(e) if is_connection_error(&e) => {}
+                // Out of file descriptors and the like: let it ease.
+                Err(e) => {
+                    tracing::error!(error = %e, "accepting connections failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    closing.cancel();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            grace = ?SHUTDOWN_GRACE,
+            "closing connections that did not finish in time"
+        );
+        connections.abort_all();
+    }
+    Ok(())
+}
+
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    tls: Option<Arc<WebConfig>>,
+    closing: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let Some(web) = tls else {
+        return http(TokioIo::new(stream), peer, app, closing).await;
+    };
+    let Some(config) = web.current().await.tls.clone() else {
+        return; // cannot happen: a reload never switches TLS off
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let handshake = tokio::select! {
+        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => r,
+        () = closing.cancelled() => return,
+    };
+    match handshake {
+        Ok(Ok(stream)) => http(TokioIo::new(stream), peer, app, closing).await,
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, timeout = ?HANDSHAKE_TIMEOUT, "TLS handshake timed out"),
+    }
+}
+
+async fn http<I>(io: I, peer: SocketAddr, app: Router, closing: CancellationToken)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let conn = builder.serve_connection(io, TowerToHyperService::new(app));
+    let mut conn = pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = closing.cancelled() => {
+            // Finish the request in progress, then close.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
