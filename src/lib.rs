@@ -37,7 +37,7 @@ use crate::http::SHUTDOWN_GRACE;
 use crate::snapshot::Store;
 
 /// Daemon options that are not part of the config file.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RunOptions {
     /// The configuration file, re-read on reload. Without it, reload
     /// requests are refused.
@@ -48,6 +48,22 @@ pub struct RunOptions {
     pub web: Option<Arc<http::WebConfig>>,
     /// A plain-HTTP listener for `/-/healthy` and `/-/ready` only.
     pub health: Option<tokio::net::TcpListener>,
+    /// `--web.max-connections`: connections open at once across both
+    /// listeners; lowered at start-up when the open-file limit cannot hold
+    /// them beside the descriptors the sources need.
+    pub max_connections: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            config_path: None,
+            textfile: None,
+            web: None,
+            health: None,
+            max_connections: http::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// Runs the daemon on `listener` until `shutdown` resolves.
@@ -61,6 +77,10 @@ pub async fn run(
     let cancel = CancellationToken::new();
     let scheduler = scheduler::Scheduler::start(&config, store.clone(), cancel.clone());
     let (file_sources, endpoint_sources) = (config.files.len(), config.endpoints.len());
+    let limit = http::ConnectionLimit::for_process(
+        options.max_connections,
+        http::reserve(config.global.concurrency),
+    );
     // The running tasks and the store now share what they need of it, and
     // a reload re-reads the file: holding the rest for the whole run would
     // only cost memory.
@@ -87,6 +107,7 @@ pub async fn run(
         address = %listener.local_addr()?,
         file_sources,
         endpoint_sources,
+        max_connections = limit.max(),
         "listening"
     );
     let state = Arc::new(http::AppState::new(store).with_reload(reload_tx));
@@ -98,10 +119,11 @@ pub async fn run(
         tokio::spawn(http::serve_health(
             listener,
             http::health_router(state.clone()),
+            limit.clone(),
             async move { stop.cancelled().await },
         ))
     });
-    let served = http::serve(listener, http::router(state), options.web, shutdown).await;
+    let served = http::serve(listener, http::router(state), options.web, limit, shutdown).await;
     cancel.cancel();
     if let Some(health) = health {
         if let Ok(Err(e)) = health.await {

@@ -78,7 +78,7 @@ fn main() -> ExitCode {
     let address = normalize_listen_address(&cli.listen_address);
     let health_address = cli.health_address.as_deref().map(normalize_listen_address);
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(&address).await {
+        let listener = match certinel::http::bind(&address).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(address, error = %e, "cannot listen");
@@ -86,7 +86,7 @@ fn main() -> ExitCode {
             }
         };
         let health = match health_address {
-            Some(address) => match tokio::net::TcpListener::bind(&address).await {
+            Some(address) => match certinel::http::bind(&address).await {
                 Ok(l) => Some(l),
                 Err(e) => {
                     tracing::error!(address, error = %e, "cannot listen (health)");
@@ -100,6 +100,7 @@ fn main() -> ExitCode {
             textfile: cli.textfile_output,
             web,
             health,
+            max_connections: cli.max_connections,
         };
         let shutdown = certinel::http::shutdown_signal();
         match certinel::run(config, listener, options, shutdown).await {

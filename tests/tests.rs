@@ -24,6 +24,9 @@ mod daemon;
 mod deploy;
 /// File source behaviour on real files: bundles, DER, and every bad input.
 mod files;
+/// certinel's own listener under abuse: idle floods under a low open-file
+/// limit, clients that never read, shutdown with stalled connections.
+mod listener;
 /// Following rotation: file watching, config reload, restart-pending.
 mod rotation;
 /// Every handshake failure reason, produced by a real loopback server.

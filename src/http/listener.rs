@@ -1,5 +1,17 @@
 //! The accept loop: one task per connection, TLS when configured, HTTP/1.1
-//! by hyper, and a graceful drain on shutdown.
+//! by hyper, a cap on connections, timeouts for clients that stall, and a
+//! graceful drain on shutdown.
+//!
+//! Every stage a client can stall has a deadline, so no connection holds
+//! its slot (and its file descriptor, and any body it was sent) for long
+//! without doing its part:
+//!
+//! | stage | deadline |
+//! |---|---|
+//! | waiting for a slot | none: the connection waits in the kernel's listen backlog (see `limits`) |
+//! | TLS handshake | [`HANDSHAKE_TIMEOUT`] from accept |
+//! | request headers, first byte included, and idle keep-alive | [`HEADER_READ_TIMEOUT`] |
+//! | shutdown | [`SHUTDOWN_GRACE`] from the signal, then closed |
 
 use std::future::Future;
 use std::io;
@@ -12,34 +24,70 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::auth;
+use super::limits::ConnectionLimit;
 use super::shutdown::SHUTDOWN_GRACE;
 use super::web_config::WebConfig;
 
 /// A client that has not finished its TLS handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client that has not sent a request's headers by then is dropped (this
-/// also closes idle keep-alive connections).
+/// A client that has not sent a request's headers by then is dropped. The
+/// clock starts when the connection is ready for a request, before its
+/// first byte, so it also closes silent and idle keep-alive connections.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections waiting for a free slot queue in the kernel. Go, and so
+/// Prometheus, asks for `net.core.somaxconn`; the kernel caps what is asked
+/// at that, so asking for its usual maximum amounts to the same.
+const BACKLOG: u32 = 4096;
+
+/// Binds a listener on `address` (`host:port`; the first resolved address
+/// that binds), with a listen backlog deep enough for connections waiting
+/// for a free slot.
+pub async fn bind(address: &str) -> io::Result<TcpListener> {
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host(address).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As std and mio do: a restart can bind while old connections
+        // linger in TIME_WAIT.
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{address} resolves to no address"),
+        )
+    }))
+}
 
 /// Serves `app` on `listener` until `shutdown` resolves: plain HTTP without
 /// a web config; otherwise with its basic auth and headers on every route,
-/// over TLS when it has `tls_server_config`. Each connection has its own
-/// task, so one failing (a bad handshake, a client that stalls: dropped
-/// after 10 s) never affects another. On shutdown it stops accepting and
-/// gives in-flight requests 5 s to finish.
+/// over TLS when it has `tls_server_config`. At most `limit` connections
+/// are open at once (shared with [`serve_health`]); each has its own task,
+/// so one failing or stalling never affects another. On shutdown it stops
+/// accepting and gives in-flight requests 5 s to finish.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     web: Option<Arc<WebConfig>>,
+    limit: ConnectionLimit,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let Some(web) = web else {
-        return accept_loop(listener, app, None, shutdown).await;
+        return accept_loop(listener, app, None, limit, shutdown).await;
     };
     web.log_loaded();
     let app = app.layer(axum::middleware::from_fn_with_state(
@@ -47,25 +95,28 @@ pub async fn serve(
         auth::guard,
     ));
     let tls = web.tls_enabled().then_some(web);
-    accept_loop(listener, app, tls, shutdown).await
+    accept_loop(listener, app, tls, limit, shutdown).await
 }
 
 /// Serves `app` (the health routes) on a plain-HTTP `listener`, without TLS
 /// or auth, until `shutdown` resolves: for Kubernetes probes when the main
-/// port demands client certificates.
+/// port demands client certificates. Its connections count against the
+/// same `limit` as the main listener's.
 pub async fn serve_health(
     listener: TcpListener,
     app: Router,
+    limit: ConnectionLimit,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "serving health checks");
-    accept_loop(listener, app, None, shutdown).await
+    accept_loop(listener, app, None, limit, shutdown).await
 }
 
 async fn accept_loop(
     listener: TcpListener,
     app: Router,
     tls: Option<Arc<WebConfig>>,
+    limit: ConnectionLimit,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let mut shutdown = pin!(shutdown);
@@ -82,20 +133,24 @@ async fn accept_loop(
                     }
                 }
             }
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
+            // Both steps are cancel-safe: a slot taken by a dropped
+            // attempt is given back, and no connection is lost.
+            accepted = accept(&listener, &limit) => match accepted {
+                Some(Ok((stream, peer, slot))) => {
                     connections.spawn(connection(
                         stream,
                         peer,
                         app.clone(),
                         tls.clone(),
                         closing.clone(),
+                        slot,
                     ));
                 }
+                None => break,
                 // The client gave up before we got to it: nothing to do.
-                Err(e) if is_connection_error(&e) => {}
+                Some(Err(e)) if is_connection_error(&e) => {}
                 // Out of file descriptors and the like: let it ease.
-                Err(e) => {
+                Some(Err(e)) => {
                     tracing::error!(error = %e, "accepting connections failed");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
@@ -119,6 +174,21 @@ async fn accept_loop(
     Ok(())
 }
 
+/// The next connection, once a slot is free for it; `None` if the limit
+/// can no longer hand out slots.
+async fn accept(
+    listener: &TcpListener,
+    limit: &ConnectionLimit,
+) -> Option<io::Result<(TcpStream, SocketAddr, OwnedSemaphorePermit)>> {
+    let slot = limit.slot().await?;
+    Some(
+        listener
+            .accept()
+            .await
+            .map(|(stream, peer)| (stream, peer, slot)),
+    )
+}
+
 fn is_connection_error(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -128,12 +198,14 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
+/// One connection, holding its `_slot` until it ends.
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     app: Router,
     tls: Option<Arc<WebConfig>>,
     closing: CancellationToken,
+    _slot: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
     let Some(web) = tls else {

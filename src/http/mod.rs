@@ -2,9 +2,10 @@
 //! exporter-toolkit's `web/`):
 //!
 //! * `routes`: `/metrics`, `/-/healthy`, `/-/ready`,
-//!   `POST /-/reload` and the landing page, over [`AppState`];
-//! * `listener`: the accept loop, one task per connection, limits and
-//!   timeouts, the graceful drain;
+//!   `POST /-/reload` and the landing page, over `AppState`;
+//! * `listener`: the accept loop, one task per connection, timeouts, the
+//!   graceful drain; `limits`: the connection cap and the descriptors it
+//!   leaves the sources;
 //! * `web_config`: the `--web.config.file` (exporter-toolkit format), its
 //!   validation and live reload;
 //! * `tls`: certinel's own TLS and client-certificate modes;
@@ -15,13 +16,16 @@
 mod auth;
 mod headers;
 mod landing;
+mod limits;
 mod listener;
 mod routes;
 mod shutdown;
 mod tls;
 mod web_config;
 
-pub use listener::{serve, serve_health};
+pub(crate) use limits::reserve;
+pub use limits::{ConnectionLimit, DEFAULT_MAX_CONNECTIONS};
+pub use listener::{bind, serve, serve_health};
 pub(crate) use routes::{health_router, router, AppState};
 pub use shutdown::shutdown_signal;
 pub(crate) use shutdown::SHUTDOWN_GRACE;

@@ -1,0 +1,259 @@
+//! certinel's own listener under abuse, with the real binary and real
+//! sockets on loopback: a flood of idle connections under a low open-file
+//! limit.
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::{now, tls_server, write, Ca, Exposition, Leaf, ServerOptions};
+
+// certinel's own constants, restated: the tests wait on them.
+/// `listener::HEADER_READ_TIMEOUT`: a connection that sends no request
+/// headers is closed then.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------
+// Helpers.
+
+/// certinel started through `sh -c 'ulimit …; exec certinel …'`, so that it
+/// starts under the given open-file limits. Killed on drop.
+struct Limited {
+    addr: SocketAddr,
+    child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Limited {
+    fn start(dir: &Path, config: &str, ulimit: &str) -> Limited {
+        let config_path = write(dir, "certinel.yaml", config);
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit {ulimit} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_certinel"))
+            .arg("--config.file")
+            .arg(&config_path)
+            .args([
+                "--web.listen-address",
+                "127.0.0.1:0",
+                "--log.level",
+                "debug",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("msg=listening") {
+                    let _ = tx.send(line.clone());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) else {
+            let _ = child.kill();
+            panic!("certinel did not start: {:?}", logs.lock().unwrap());
+        };
+        let addr = field(&line, "address").parse().unwrap();
+        Limited { addr, child, logs }
+    }
+
+    fn logged(&self, needle: &str) -> Option<String> {
+        let logs = self.logs.lock().unwrap();
+        logs.iter().find(|l| l.contains(needle)).cloned()
+    }
+}
+
+impl Drop for Limited {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of `key=` in a logfmt line.
+fn field(line: &str, key: &str) -> String {
+    let prefix = format!("{key}=");
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+        .to_owned()
+}
+
+/// `GET path` on a fresh connection, waiting up to `patience` for the
+/// answer (a connection may first wait for a free slot). Returns the
+/// status and the body.
+fn get_within(addr: SocketAddr, path: &str, patience: Duration) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(patience)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("no answer to {path} within {patience:?}: {e}"));
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_owned())
+}
+
+/// The hard open-file limit this process runs under (and passes on).
+fn hard_nofile_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    line.split_whitespace().nth(4).unwrap().parse().unwrap()
+}
+
+/// Reads what is left on `s` until the server closes it; `None` if it was
+/// still sending after `patience` (the server never gave up on it).
+fn bytes_until_closed(s: &mut TcpStream, patience: Duration) -> Option<usize> {
+    s.set_read_timeout(Some(patience.min(Duration::from_millis(500))))
+        .unwrap();
+    let deadline = Instant::now() + patience;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0;
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(total),
+            Ok(n) => total += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => return Some(total), // reset: closed as well
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------
+// Idle connections and file descriptors.
+
+/// Under `ulimit -n 256`, more idle connections than the process has
+/// descriptors: probes and file reads keep working (the cap leaves them
+/// their reserve), and /metrics answers on a connection opened after the
+/// flood as soon as the header timeout frees the slots.
+#[test]
+fn an_idle_connection_flood_leaves_probes_files_and_metrics_working() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let ca = Ca::new("flood CA");
+    write(dir, "ca.crt", &ca.cert.cert_pem);
+    let server = tls_server(
+        &ca.issue(&Leaf::server("flood-target", 30)),
+        &ServerOptions::default(),
+    );
+    let target = format!("127.0.0.1:{}", server.addr.port());
+    write(
+        dir,
+        "certs/own.pem",
+        ca.issue(&Leaf::server("before", 30)).cert_pem,
+    );
+    let config = format!(
+        "global:\n  interval: 1s\n  timeout: 3s\n  concurrency: 4\n\
+         files:\n  - name: own\n    paths: [\"{}/certs/*.pem\"]\n\
+         endpoints:\n  - name: target\n    ca_file: ca.crt\n    targets: [\"{target}\"]\n",
+        dir.display()
+    );
+    let daemon = Limited::start(dir, &config, "-n 256");
+    // 256 descriptors, 2 × 4 + 64 kept for the sources.
+    let listening = daemon.logged("msg=listening").unwrap();
+    assert_eq!(field(&listening, "max_connections"), "184", "{listening}");
+    assert!(daemon.logged("lowered --web.max-connections").is_some());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get_within(daemon.addr, "/-/ready", Duration::from_secs(10)).0 != 200 {
+        assert!(Instant::now() < deadline, "not ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let flood_started = now();
+    let flood: Vec<TcpStream> = (0..300)
+        .filter_map(|_| TcpStream::connect_timeout(&daemon.addr, Duration::from_secs(2)).ok())
+        .collect();
+    assert_eq!(
+        flood.len(),
+        300,
+        "connections over the cap wait in the backlog"
+    );
+    // While every slot is taken: a rotated file is read, probes go on.
+    std::thread::sleep(Duration::from_secs(1));
+    write(
+        dir,
+        "certs/own.pem",
+        ca.issue(&Leaf::server("after", 30)).cert_pem,
+    );
+    std::thread::sleep(Duration::from_secs(3));
+
+    let (status, body) = get_within(
+        daemon.addr,
+        "/metrics",
+        HEADER_READ_TIMEOUT + Duration::from_secs(15),
+    );
+    assert_eq!(status, 200, "{body}");
+    let m = Exposition::parse(&body);
+    assert!(
+        m.has(
+            "x509_cert_not_after",
+            &[("source_kind", "file"), ("subject_CN", "after")]
+        ),
+        "the rotated file was not read:\n{body}"
+    );
+    assert!(!m.has("certinel_file_error_info", &[]), "{body}");
+    assert!(
+        m.find("x509_source_errors_total", &[])
+            .iter()
+            .all(|s| s.value == 0.0),
+        "a source failed during the flood:\n{body}"
+    );
+    assert_eq!(
+        m.value("certinel_tls_handshake_error", &[("target", &target)]),
+        0.0
+    );
+    let last_probe = m.value(
+        "certinel_tls_last_probe_timestamp_seconds",
+        &[("target", &target)],
+    );
+    assert!(
+        last_probe >= (flood_started + 20) as f64,
+        "probes stopped during the flood: last at {last_probe}, flood at {flood_started}"
+    );
+    // The first 184 were closed by the header timeout, before their first byte.
+    let closed = flood
+        .into_iter()
+        .filter_map(|mut s| bytes_until_closed(&mut s, Duration::from_millis(50)))
+        .count();
+    assert!(closed >= 184, "only {closed} idle connections were closed");
+}
+
+#[test]
+fn the_soft_open_file_limit_is_raised_to_the_hard_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = Limited::start(
+        tmp.path(),
+        "files:\n  - name: none\n    paths: [\"/nonexistent/*.pem\"]\n",
+        "-Sn 256",
+    );
+    let (status, body) = get_within(daemon.addr, "/metrics", Duration::from_secs(10));
+    assert_eq!(status, 200);
+    let max_fds = Exposition::parse(&body).value("process_max_fds", &[]);
+    assert_eq!(max_fds, hard_nofile_limit() as f64);
+    let listening = daemon.logged("msg=listening").unwrap();
+    assert_eq!(field(&listening, "max_connections"), "512", "{listening}");
+}
