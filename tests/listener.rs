@@ -1,6 +1,6 @@
 //! certinel's own listener under abuse, with the real binary and real
 //! sockets on loopback: a flood of idle connections under a low open-file
-//! limit.
+//! limit, and clients that never read their response.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,12 +9,18 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{now, tls_server, write, Ca, Exposition, Leaf, ServerOptions};
+use crate::common::{now, tls_server, write, Ca, Daemon, Exposition, Leaf, ServerOptions};
 
 // certinel's own constants, restated: the tests wait on them.
 /// `listener::HEADER_READ_TIMEOUT`: a connection that sends no request
 /// headers is closed then.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// `listener::WRITE_TIMEOUT`: a response the client takes nothing of is
+/// abandoned then.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `exposition::KEEP_FOR`: a cached body nobody asked for again this long
+/// is dropped from the cache.
+const KEEP_FOR: Duration = Duration::from_secs(2);
 
 // ---------------------------------------------------------------------------
 // Helpers.
@@ -114,6 +120,18 @@ fn get_within(addr: SocketAddr, path: &str, patience: Duration) -> (u16, String)
     (status, body.to_owned())
 }
 
+/// Resident memory of `pid`, in bytes (VmRSS).
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
 /// The hard open-file limit this process runs under (and passes on).
 fn hard_nofile_limit() -> u64 {
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
@@ -122,6 +140,32 @@ fn hard_nofile_limit() -> u64 {
         .find(|l| l.starts_with("Max open files"))
         .unwrap();
     line.split_whitespace().nth(4).unwrap().parse().unwrap()
+}
+
+/// A file source with one PEM bundle of `copies` certificates (identical,
+/// so cheap to parse, but each its own series): a `/metrics` body of about
+/// a kilobyte per copy.
+fn big_bundle_config(dir: &Path, copies: usize, extra: &str) -> String {
+    let ca = Ca::new("listener test CA");
+    let leaf = ca.issue(&Leaf::server("bulk", 90));
+    write(dir, "certs/bundle.pem", leaf.cert_pem.repeat(copies));
+    let path = dir.join("certs/bundle.pem");
+    format!(
+        "global:\n  interval: 1h\n  max_file_size: 64MiB\nfiles:\n  - name: bulk\n    paths: [\"{}\"]\n{extra}",
+        path.display()
+    )
+}
+
+/// Sends `GET /metrics` and reads only the status line, then nothing more.
+fn slow_reader(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: certinel\r\n\r\n")
+        .unwrap();
+    let mut status = [0u8; 12];
+    s.read_exact(&mut status).unwrap();
+    assert_eq!(&status, b"HTTP/1.1 200");
+    s
 }
 
 /// Reads what is left on `s` until the server closes it; `None` if it was
@@ -256,4 +300,68 @@ fn the_soft_open_file_limit_is_raised_to_the_hard_limit() {
     assert_eq!(max_fds, hard_nofile_limit() as f64);
     let listening = daemon.logged("msg=listening").unwrap();
     assert_eq!(field(&listening, "max_connections"), "512", "{listening}");
+}
+
+// ---------------------------------------------------------------------------
+// Clients that never read.
+
+/// Readers that ask for a body of ~20 MB and never read, arriving further
+/// apart than the render cache keeps a body: together they hold one body
+/// (before: one each), a normal scrape still works meanwhile, and each is
+/// cut off once its writes have made no progress for the write timeout.
+#[test]
+fn slow_readers_share_one_body_and_are_cut_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(tmp.path(), &big_bundle_config(tmp.path(), 20_000, ""));
+    daemon.wait_ready(Duration::from_secs(30));
+    let (status, body) = get_within(daemon.addr, "/metrics", Duration::from_secs(30));
+    assert_eq!(status, 200);
+    let size = body.len() as u64;
+    assert!(size > 15_000_000, "body of {size} bytes");
+    // That render is dropped from the cache and its memory returned.
+    std::thread::sleep(KEEP_FOR + Duration::from_secs(1));
+    let before = rss(daemon.pid());
+
+    let mut readers = Vec::new();
+    let mut peak = before;
+    for _ in 0..5 {
+        readers.push(slow_reader(daemon.addr));
+        std::thread::sleep(KEEP_FOR + Duration::from_millis(500));
+        peak = peak.max(rss(daemon.pid()));
+    }
+    let (status, normal) = get_within(daemon.addr, "/metrics", Duration::from_secs(30));
+    assert_eq!(status, 200);
+    let complete = Exposition::parse(&normal)
+        .find("x509_cert_not_after", &[])
+        .len();
+    assert_eq!(
+        complete, 20_000,
+        "a normal scrape meanwhile got a partial body"
+    );
+    peak = peak.max(rss(daemon.pid()));
+    let growth = peak.saturating_sub(before);
+    eprintln!(
+        "slow readers: body {size} B, RSS {before} B before, peak +{growth} B ({:.2} bodies)",
+        growth as f64 / size as f64
+    );
+    // One body in each format (OpenMetrics as rendered, text as sent),
+    // shared by every reader: not one per reader.
+    assert!(
+        growth < 3 * size,
+        "5 slow readers grew RSS by {growth} B for a body of {size} B"
+    );
+
+    // The last one stalled 2.5 s ago: all are past the write timeout soon.
+    std::thread::sleep(WRITE_TIMEOUT);
+    for (i, reader) in readers.iter_mut().enumerate() {
+        let rest = bytes_until_closed(reader, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("slow reader {i} still open after the write timeout"));
+        assert!((rest as u64) < size, "slow reader {i} got the whole body");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let after = rss(daemon.pid());
+    assert!(
+        after < before + size / 2,
+        "RSS {after} B after the readers were cut off, {before} B before"
+    );
 }

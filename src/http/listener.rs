@@ -11,6 +11,7 @@
 //! | waiting for a slot | none: the connection waits in the kernel's listen backlog (see `limits`) |
 //! | TLS handshake | [`HANDSHAKE_TIMEOUT`] from accept |
 //! | request headers, first byte included, and idle keep-alive | [`HEADER_READ_TIMEOUT`] |
+//! | sending the response | [`WRITE_TIMEOUT`] without progress |
 //! | shutdown | [`SHUTDOWN_GRACE`] from the signal, then closed |
 
 use std::future::Future;
@@ -33,6 +34,7 @@ use super::auth;
 use super::limits::ConnectionLimit;
 use super::shutdown::SHUTDOWN_GRACE;
 use super::web_config::WebConfig;
+use super::write_timeout::WriteTimeout;
 
 /// A client that has not finished its TLS handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,6 +42,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// clock starts when the connection is ready for a request, before its
 /// first byte, so it also closes silent and idle keep-alive connections.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A response the client takes nothing of for this long is abandoned and
+/// the connection closed. Prometheus reads as the body comes (and gives up
+/// after its `scrape_timeout`, 10 s by default), so only clients that do
+/// not read are cut off.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections waiting for a free slot queue in the kernel. Go, and so
 /// Prometheus, asks for `net.core.somaxconn`; the kernel caps what is asked
@@ -208,6 +215,8 @@ async fn connection(
     _slot: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
+    // Beneath TLS, so that it measures what the client actually takes.
+    let stream = WriteTimeout::new(stream, WRITE_TIMEOUT);
     let Some(web) = tls else {
         return http(TokioIo::new(stream), peer, app, closing).await;
     };
@@ -233,7 +242,12 @@ where
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        // Queue the body's chunks as they are, never flatten them into a
+        // buffer of the connection's own: a /metrics body is the render
+        // cache's shared `Bytes`, megabytes that a copy per connection
+        // would multiply by the number of slow readers.
+        .writev(true);
     let conn = builder.serve_connection(io, TowerToHyperService::new(app));
     let mut conn = pin!(conn);
     let result = tokio::select! {

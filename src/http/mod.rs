@@ -5,7 +5,7 @@
 //!   `POST /-/reload` and the landing page, over `AppState`;
 //! * `listener`: the accept loop, one task per connection, timeouts, the
 //!   graceful drain; `limits`: the connection cap and the descriptors it
-//!   leaves the sources;
+//!   leaves the sources; `write_timeout`: the write timeout hyper lacks;
 //! * `web_config`: the `--web.config.file` (exporter-toolkit format), its
 //!   validation and live reload;
 //! * `tls`: certinel's own TLS and client-certificate modes;
@@ -22,6 +22,7 @@ mod routes;
 mod shutdown;
 mod tls;
 mod web_config;
+mod write_timeout;
 
 pub(crate) use limits::reserve;
 pub use limits::{ConnectionLimit, DEFAULT_MAX_CONNECTIONS};

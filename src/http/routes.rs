@@ -9,6 +9,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use futures_util::StreamExt as _;
 use tokio::sync::{mpsc, oneshot};
 
 use super::landing;
@@ -78,15 +79,21 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         Format::PrometheusText
     };
     let body = match state.exposition.current().await {
-        Ok(rendered) => rendered.body(format).await,
+        Ok(rendered) => rendered.body(format).await.map(|chunks| (rendered, chunks)),
         Err(e) => Err(e),
     };
     match body {
-        Ok(chunks) => {
+        Ok((rendered, chunks)) => {
             // The parts go out one after the other, as they are cached:
             // joining them would copy (and hold twice) a body of megabytes.
             let length: usize = chunks.iter().map(|c| c.len()).sum();
-            let stream = futures_util::stream::iter(chunks.map(Ok::<_, std::convert::Infallible>));
+            let stream = futures_util::stream::iter(chunks).map(move |chunk| {
+                // The body holds its render until it is sent (or the
+                // connection dropped), so that the render cache can find a
+                // body still in flight again rather than render a copy.
+                let _sending = &rendered;
+                Ok::<_, std::convert::Infallible>(chunk)
+            });
             (
                 [
                     (header::CONTENT_TYPE, format.content_type().to_owned()),
