@@ -66,7 +66,8 @@ impl Default for RunOptions {
     }
 }
 
-/// Runs the daemon on `listener` until `shutdown` resolves.
+/// Runs the daemon on `listener` until `shutdown` resolves, then gives
+/// in-flight requests and probes one grace period, together, to finish.
 pub async fn run(
     config: Config,
     listener: tokio::net::TcpListener,
@@ -103,6 +104,14 @@ pub async fn run(
         reload_rx,
         cancel.clone(),
     ));
+    // The probes stop at the signal, beside the HTTP drain rather than
+    // after it, so that both fit in the one grace period.
+    let stopped = tokio::spawn(async move {
+        match supervisor.await {
+            Ok(scheduler) => scheduler.shutdown(SHUTDOWN_GRACE).await,
+            Err(e) => tracing::error!(error = %e, "reload supervisor failed"),
+        }
+    });
     tracing::info!(
         address = %listener.local_addr()?,
         file_sources,
@@ -123,6 +132,11 @@ pub async fn run(
             async move { stop.cancelled().await },
         ))
     });
+    let stop = cancel.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stop.cancel();
+    };
     let served = http::serve(listener, http::router(state), options.web, limit, shutdown).await;
     cancel.cancel();
     if let Some(health) = health {
@@ -130,9 +144,8 @@ pub async fn run(
             tracing::warn!(error = %e, "health listener failed");
         }
     }
-    match supervisor.await {
-        Ok(scheduler) => scheduler.shutdown(SHUTDOWN_GRACE).await,
-        Err(e) => tracing::error!(error = %e, "reload supervisor failed"),
+    if let Err(e) = stopped.await {
+        tracing::error!(error = %e, "shutting the sources down failed");
     }
     served
 }

@@ -77,7 +77,7 @@ fn main() -> ExitCode {
     };
     let address = normalize_listen_address(&cli.listen_address);
     let health_address = cli.health_address.as_deref().map(normalize_listen_address);
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let listener = match certinel::http::bind(&address).await {
             Ok(l) => l,
             Err(e) => {
@@ -110,7 +110,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // The grace period is over: blocking work still running (a DNS lookup
+    // that waits for its resolver's timeout) is abandoned, not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    code
 }
 
 fn runtime() -> Option<tokio::runtime::Runtime> {

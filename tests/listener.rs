@@ -1,15 +1,18 @@
 //! certinel's own listener under abuse, with the real binary and real
 //! sockets on loopback: a flood of idle connections under a low open-file
-//! limit, and clients that never read their response.
+//! limit, clients that never read their response, SIGTERM with such
+//! connections open.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{now, tls_server, write, Ca, Daemon, Exposition, Leaf, ServerOptions};
+use crate::common::{
+    now, raw_server, tls_server, write, Ca, Daemon, Exposition, Leaf, ServerOptions,
+};
 
 // certinel's own constants, restated: the tests wait on them.
 /// `listener::HEADER_READ_TIMEOUT`: a connection that sends no request
@@ -18,6 +21,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// `listener::WRITE_TIMEOUT`: a response the client takes nothing of is
 /// abandoned then.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `shutdown::SHUTDOWN_GRACE`.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// `exposition::KEEP_FOR`: a cached body nobody asked for again this long
 /// is dropped from the cache.
 const KEEP_FOR: Duration = Duration::from_secs(2);
@@ -364,4 +369,63 @@ fn slow_readers_share_one_body_and_are_cut_off() {
         after < before + size / 2,
         "RSS {after} B after the readers were cut off, {before} B before"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Shutdown.
+
+/// SIGTERM with an idle connection, a half-sent request, a reader that
+/// stopped reading, a half-closed connection and a probe in flight: the
+/// listener closes at once and the process exits 0 within the grace period.
+#[test]
+fn sigterm_drains_stalled_connections_within_the_grace_period() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Accepts, then never says a word: the probe waits out its timeout.
+    let hole = raw_server(|stream| {
+        std::thread::sleep(Duration::from_secs(40));
+        drop(stream);
+    });
+    let endpoint =
+        format!("endpoints:\n  - name: hole\n    timeout: 30s\n    targets: [\"{hole}\"]\n");
+    let daemon = Daemon::start(tmp.path(), &big_bundle_config(tmp.path(), 8_000, &endpoint));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while daemon
+        .metrics()
+        .find("x509_cert_not_after", &[("source_name", "bulk")])
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "bundle never read");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let idle = TcpStream::connect(daemon.addr).unwrap();
+    let mut partial = TcpStream::connect(daemon.addr).unwrap();
+    partial
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: cer")
+        .unwrap();
+    let stalled = slow_reader(daemon.addr);
+    let mut half_closed = TcpStream::connect(daemon.addr).unwrap();
+    half_closed
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: certinel\r\n\r\n")
+        .unwrap();
+    half_closed.shutdown(Shutdown::Write).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    let signalled = Instant::now();
+    daemon.signal("TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    let refused = TcpStream::connect_timeout(&daemon.addr, Duration::from_secs(1));
+    assert!(
+        refused.is_err(),
+        "still accepting connections after SIGTERM"
+    );
+    let status = daemon.terminate();
+    let took = signalled.elapsed();
+    eprintln!("SIGTERM with stalled connections: exited after {took:?}");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took < SHUTDOWN_GRACE + Duration::from_secs(1),
+        "exit took {took:?}"
+    );
+    drop((idle, partial, stalled, half_closed));
 }
