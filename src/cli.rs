@@ -62,6 +62,11 @@ pub struct Cli {
     )]
     pub max_connections: usize,
 
+    /// Enable reloading the configuration with POST /-/reload (unauthenticated
+    /// unless --web.config.file sets basic auth). SIGHUP always reloads.
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+
     /// Log level; overrides `log.level` in the config file.
     #[arg(long = "log.level", value_name = "LEVEL", env = "CERTINEL_LOG_LEVEL")]
     pub log_level: Option<LogLevel>,
@@ -199,10 +204,16 @@ mod tests {
     }
 
     #[test]
-    fn connections_are_capped_by_default() {
+    fn lifecycle_is_off_and_connections_capped_by_default() {
         let cli = Cli::parse_from(["certinel"]);
+        assert!(!cli.enable_lifecycle);
         assert_eq!(cli.max_connections, 512);
-        let cli = Cli::parse_from(["certinel", "--web.max-connections=64"]);
+        let cli = Cli::parse_from([
+            "certinel",
+            "--web.max-connections=64",
+            "--web.enable-lifecycle",
+        ]);
+        assert!(cli.enable_lifecycle);
         assert_eq!(cli.max_connections, 64);
         assert!(Cli::try_parse_from(["certinel", "--web.max-connections=0"]).is_err());
     }

@@ -52,6 +52,9 @@ pub struct RunOptions {
     /// listeners; lowered at start-up when the open-file limit cannot hold
     /// them beside the descriptors the sources need.
     pub max_connections: usize,
+    /// `--web.enable-lifecycle`: accept `POST /-/reload` (`SIGHUP` always
+    /// reloads).
+    pub enable_lifecycle: bool,
 }
 
 impl Default for RunOptions {
@@ -62,6 +65,7 @@ impl Default for RunOptions {
             web: None,
             health: None,
             max_connections: http::DEFAULT_MAX_CONNECTIONS,
+            enable_lifecycle: false,
         }
     }
 }
@@ -119,7 +123,11 @@ pub async fn run(
         max_connections = limit.max(),
         "listening"
     );
-    let state = Arc::new(http::AppState::new(store).with_reload(reload_tx));
+    let mut state = http::AppState::new(store);
+    if options.enable_lifecycle {
+        state = state.with_reload(reload_tx);
+    }
+    let state = Arc::new(state);
     let health = options.health.map(|listener| {
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, "health listener");

@@ -101,6 +101,7 @@ fn main() -> ExitCode {
             web,
             health,
             max_connections: cli.max_connections,
+            enable_lifecycle: cli.enable_lifecycle,
         };
         let shutdown = certinel::http::shutdown_signal();
         match certinel::run(config, listener, options, shutdown).await {

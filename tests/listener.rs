@@ -1,7 +1,7 @@
 //! certinel's own listener under abuse, with the real binary and real
 //! sockets on loopback: a flood of idle connections under a low open-file
 //! limit, clients that never read their response, SIGTERM with such
-//! connections open.
+//! connections open, and the lifecycle switch for `POST /-/reload`.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -11,7 +11,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    now, raw_server, tls_server, write, Ca, Daemon, Exposition, Leaf, ServerOptions,
+    http_request, now, raw_server, tls_server, write, Ca, Daemon, Exposition, Leaf, ServerOptions,
 };
 
 // certinel's own constants, restated: the tests wait on them.
@@ -428,4 +428,38 @@ fn sigterm_drains_stalled_connections_within_the_grace_period() {
         "exit took {took:?}"
     );
     drop((idle, partial, stalled, half_closed));
+}
+
+// ---------------------------------------------------------------------------
+// The lifecycle API.
+
+#[test]
+fn reload_over_http_needs_the_lifecycle_flag_and_sighup_always_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = "files:\n  - name: none\n    paths: [\"/nonexistent/*.pem\"]\n";
+    let daemon = Daemon::start(tmp.path(), config);
+    let (status, body) = http_request(daemon.addr, "POST", "/-/reload");
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.starts_with("Lifecycle API is not enabled.")
+            && body.contains("--web.enable-lifecycle"),
+        "{body}"
+    );
+    daemon.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !daemon
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("msg=\"configuration reloaded\""))
+    {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_with_args(tmp.path(), config, &["--web.enable-lifecycle"]);
+    let (status, body) = http_request(daemon.addr, "POST", "/-/reload");
+    assert_eq!(status, 200, "{body}");
 }

@@ -21,7 +21,8 @@ use crate::snapshot::Store;
 #[derive(Debug)]
 pub(crate) struct AppState {
     store: Arc<Store>,
-    /// Where `POST /-/reload` sends its request; `None` refuses reloads.
+    /// Where `POST /-/reload` sends its request; `None` (without
+    /// `--web.enable-lifecycle`) refuses it.
     reload: Option<mpsc::Sender<ReloadRequest>>,
     exposition: Arc<Exposition>,
 }
@@ -36,7 +37,7 @@ impl AppState {
         }
     }
 
-    /// Enables `POST /-/reload`.
+    /// Enables `POST /-/reload` (`--web.enable-lifecycle`).
     pub(crate) fn with_reload(mut self, reload: mpsc::Sender<ReloadRequest>) -> AppState {
         self.reload = Some(reload);
         self
@@ -136,9 +137,16 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 
 /// Reloads the configuration file; 200 when applied, 500 (with the
 /// reason) when the new file is invalid and the old one keeps running.
+/// Unauthenticated on a plain port, so off unless asked for, as in
+/// Prometheus: 403 without `--web.enable-lifecycle`.
 async fn reload(State(state): State<Arc<AppState>>) -> Response {
     let Some(sender) = &state.reload else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "reload is not available\n").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "Lifecycle API is not enabled. Start certinel with --web.enable-lifecycle \
+             to reload with POST /-/reload; SIGHUP always reloads.\n",
+        )
+            .into_response();
     };
     let (reply, answer) = oneshot::channel();
     if sender.send(ReloadRequest { reply }).await.is_err() {
@@ -213,6 +221,22 @@ mod tests {
             .await
             .unwrap();
         (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn reload_over_http_is_refused_without_the_lifecycle_flag() {
+        let request = Request::post("/-/reload").body(Body::empty()).unwrap();
+        let resp = app().oneshot(request).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 10)
+            .await
+            .unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            body.starts_with("Lifecycle API is not enabled.")
+                && body.contains("--web.enable-lifecycle"),
+            "{body}"
+        );
     }
 
     #[tokio::test]
