@@ -49,8 +49,9 @@ pub struct RunOptions {
     /// A plain-HTTP listener for `/-/healthy` and `/-/ready` only.
     pub health: Option<tokio::net::TcpListener>,
     /// `--web.max-connections`: connections open at once across both
-    /// listeners; lowered at start-up when the open-file limit cannot hold
-    /// them beside the descriptors the sources need.
+    /// listeners. [`run`] first raises the soft open-file limit to the hard
+    /// limit, then lowers this when the limit cannot hold it beside the
+    /// descriptors the sources need.
     pub max_connections: usize,
     /// `--web.enable-lifecycle`: accept `POST /-/reload` (`SIGHUP` always
     /// reloads).
