@@ -51,6 +51,22 @@ pub struct Cli {
     #[arg(long = "web.health-address", value_name = "ADDR")]
     pub health_address: Option<String>,
 
+    /// Maximum number of simultaneous connections across the listeners;
+    /// more wait in the listen backlog. Lowered at start-up if the open-file
+    /// limit cannot hold them beside the descriptors the sources need.
+    #[arg(
+        long = "web.max-connections",
+        value_name = "N",
+        default_value_t = crate::http::DEFAULT_MAX_CONNECTIONS,
+        value_parser = parse_max_connections
+    )]
+    pub max_connections: usize,
+
+    /// Enable reloading the configuration with POST /-/reload (unauthenticated
+    /// unless --web.config.file sets basic auth). SIGHUP always reloads.
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+
     /// Log level; overrides `log.level` in the config file.
     #[arg(long = "log.level", value_name = "LEVEL", env = "CERTINEL_LOG_LEVEL")]
     pub log_level: Option<LogLevel>,
@@ -132,6 +148,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
+fn parse_max_connections(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("invalid number {s:?}: {e}")),
+    }
+}
+
 /// Turns `:PORT` (Go style, all interfaces) into something `bind` takes.
 pub fn normalize_listen_address(addr: &str) -> String {
     match addr.strip_prefix(':') {
@@ -177,5 +201,20 @@ mod tests {
     fn default_port_matches_default_address() {
         let cli = Cli::parse_from(["certinel"]);
         assert_eq!(cli.listen_address, format!(":{DEFAULT_PORT}"));
+    }
+
+    #[test]
+    fn lifecycle_is_off_and_connections_capped_by_default() {
+        let cli = Cli::parse_from(["certinel"]);
+        assert!(!cli.enable_lifecycle);
+        assert_eq!(cli.max_connections, 512);
+        let cli = Cli::parse_from([
+            "certinel",
+            "--web.max-connections=64",
+            "--web.enable-lifecycle",
+        ]);
+        assert!(cli.enable_lifecycle);
+        assert_eq!(cli.max_connections, 64);
+        assert!(Cli::try_parse_from(["certinel", "--web.max-connections=0"]).is_err());
     }
 }

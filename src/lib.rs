@@ -20,8 +20,8 @@
 //!   that scrapes read without waiting.
 //! - [`metrics`]: the metric contract rendered from the snapshot (every
 //!   series through one uniqueness guard), and the render cache.
-//! - `http` ([`server`], [`web`]): `/metrics`, health, reload, certinel's
-//!   own TLS and basic auth.
+//! - [`http`]: `/metrics`, health, reload, the listener with its limits
+//!   and timeouts, certinel's own TLS and basic auth.
 //!
 //! Below them, shared by all: [`cert`] (X.509 → facts), `crypto`,
 //! `filesystem` (reading untrusted files), `clock`, `text` (label-safe
@@ -35,34 +35,30 @@ mod clock;
 pub mod config;
 mod crypto;
 mod filesystem;
+pub mod http;
 pub mod logging;
 pub mod memory;
 pub mod metrics;
 pub mod reload;
 pub mod scheduler;
-pub mod server;
 pub mod snapshot;
 pub mod sources;
 mod text;
 pub mod textfile;
 pub mod watch;
-pub mod web;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::http::SHUTDOWN_GRACE;
 use crate::snapshot::Store;
 
-/// How long shutdown waits for in-flight probes before giving up on them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
 /// Daemon options that are not part of the config file.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RunOptions {
     /// The configuration file, re-read on reload. Without it, reload
     /// requests are refused.
@@ -70,12 +66,34 @@ pub struct RunOptions {
     /// Where to write the node_exporter textfile, if anywhere.
     pub textfile: Option<PathBuf>,
     /// TLS and basic auth for the main listener.
-    pub web: Option<Arc<web::WebConfig>>,
+    pub web: Option<Arc<http::WebConfig>>,
     /// A plain-HTTP listener for `/-/healthy` and `/-/ready` only.
     pub health: Option<tokio::net::TcpListener>,
+    /// `--web.max-connections`: connections open at once across both
+    /// listeners. [`run`] first raises the soft open-file limit to the hard
+    /// limit, then lowers this when the limit cannot hold it beside the
+    /// descriptors the sources need.
+    pub max_connections: usize,
+    /// `--web.enable-lifecycle`: accept `POST /-/reload` (`SIGHUP` always
+    /// reloads).
+    pub enable_lifecycle: bool,
 }
 
-/// Runs the daemon on `listener` until `shutdown` resolves.
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            config_path: None,
+            textfile: None,
+            web: None,
+            health: None,
+            max_connections: http::DEFAULT_MAX_CONNECTIONS,
+            enable_lifecycle: false,
+        }
+    }
+}
+
+/// Runs the daemon on `listener` until `shutdown` resolves, then gives
+/// in-flight requests and probes one grace period, together, to finish.
 pub async fn run(
     config: Config,
     listener: tokio::net::TcpListener,
@@ -86,6 +104,10 @@ pub async fn run(
     let cancel = CancellationToken::new();
     let scheduler = scheduler::Scheduler::start(&config, store.clone(), cancel.clone());
     let (file_sources, endpoint_sources) = (config.files.len(), config.endpoints.len());
+    let limit = http::ConnectionLimit::for_process(
+        options.max_connections,
+        http::reserve(config.global.concurrency),
+    );
     // The running tasks and the store now share what they need of it, and
     // a reload re-reads the file: holding the rest for the whole run would
     // only cost memory.
@@ -108,34 +130,52 @@ pub async fn run(
         reload_rx,
         cancel.clone(),
     ));
+    // The probes stop at the signal, beside the HTTP drain rather than
+    // after it, so that both fit in the one grace period.
+    let stopped = tokio::spawn(async move {
+        match supervisor.await {
+            Ok(scheduler) => scheduler.shutdown(SHUTDOWN_GRACE).await,
+            Err(e) => tracing::error!(error = %e, "reload supervisor failed"),
+        }
+    });
     tracing::info!(
         address = %listener.local_addr()?,
         file_sources,
         endpoint_sources,
+        max_connections = limit.max(),
         "listening"
     );
-    let state = Arc::new(server::AppState::new(store).with_reload(reload_tx));
+    let mut state = http::AppState::new(store);
+    if options.enable_lifecycle {
+        state = state.with_reload(reload_tx);
+    }
+    let state = Arc::new(state);
     let health = options.health.map(|listener| {
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, "health listener");
         }
         let stop = cancel.clone();
-        tokio::spawn(web::serve_health(
+        tokio::spawn(http::serve_health(
             listener,
-            server::health_router(state.clone()),
+            http::health_router(state.clone()),
+            limit.clone(),
             async move { stop.cancelled().await },
         ))
     });
-    let served = web::serve(listener, server::router(state), options.web, shutdown).await;
+    let stop = cancel.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stop.cancel();
+    };
+    let served = http::serve(listener, http::router(state), options.web, limit, shutdown).await;
     cancel.cancel();
     if let Some(health) = health {
         if let Ok(Err(e)) = health.await {
             tracing::warn!(error = %e, "health listener failed");
         }
     }
-    match supervisor.await {
-        Ok(scheduler) => scheduler.shutdown(SHUTDOWN_GRACE).await,
-        Err(e) => tracing::error!(error = %e, "reload supervisor failed"),
+    if let Err(e) = stopped.await {
+        tracing::error!(error = %e, "shutting the sources down failed");
     }
     served
 }

@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         }
     };
     let web = match &cli.web_config_file {
-        Some(path) => match certinel::web::WebConfig::load(path) {
+        Some(path) => match certinel::http::WebConfig::load(path) {
             Ok(w) => Some(std::sync::Arc::new(w)),
             Err(e) => {
                 eprintln!("certinel: invalid web config {}: {e}", path.display());
@@ -77,8 +77,8 @@ fn main() -> ExitCode {
     };
     let address = normalize_listen_address(&cli.listen_address);
     let health_address = cli.health_address.as_deref().map(normalize_listen_address);
-    runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(&address).await {
+    let code = runtime.block_on(async move {
+        let listener = match certinel::http::bind(&address).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(address, error = %e, "cannot listen");
@@ -86,7 +86,7 @@ fn main() -> ExitCode {
             }
         };
         let health = match health_address {
-            Some(address) => match tokio::net::TcpListener::bind(&address).await {
+            Some(address) => match certinel::http::bind(&address).await {
                 Ok(l) => Some(l),
                 Err(e) => {
                     tracing::error!(address, error = %e, "cannot listen (health)");
@@ -100,8 +100,10 @@ fn main() -> ExitCode {
             textfile: cli.textfile_output,
             web,
             health,
+            max_connections: cli.max_connections,
+            enable_lifecycle: cli.enable_lifecycle,
         };
-        let shutdown = certinel::server::shutdown_signal();
+        let shutdown = certinel::http::shutdown_signal();
         match certinel::run(config, listener, options, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -109,7 +111,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // The grace period is over: blocking work still running (a DNS lookup
+    // that waits for its resolver's timeout) is abandoned, not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    code
 }
 
 fn runtime() -> Option<tokio::runtime::Runtime> {

@@ -9,8 +9,8 @@
 //! the thresholds keeps large, short-lived buffers in their own mappings,
 //! unmapped when freed, and [`release_free`] returns what remains free.
 //!
-//! This is the only `unsafe` in certinel: two libc calls that take no
-//! pointers.
+//! Its `unsafe` is two libc calls that take no pointers; the only other
+//! `unsafe` in certinel is `http::limits` (the open-file limit).
 
 /// Large blocks (bodies, scan buffers) get their own mapping from this
 /// size on; small ones (per-certificate facts, TLS records) are unaffected.

@@ -33,14 +33,16 @@ pub async fn supervise(
     cancel: CancellationToken,
 ) -> Scheduler {
     let mut hangups = hangup_signals();
+    let mut http_open = true;
     loop {
         let reply = tokio::select! {
-            request = requests.recv() => match request {
+            request = requests.recv(), if http_open => match request {
                 Some(r) => Some(r.reply),
-                // No HTTP side any more: keep serving signals.
+                // No HTTP side (--web.enable-lifecycle is off, or it has
+                // stopped): keep serving signals.
                 None => {
-                    cancel.cancelled().await;
-                    return scheduler;
+                    http_open = false;
+                    continue;
                 }
             },
             _ = next_hangup(&mut hangups) => None,

@@ -180,7 +180,7 @@ fn invalid_config_on_reload_keeps_the_old_one_running() {
     let server = tls_server(&leaf(&ca, "steady", 30), &ServerOptions::default());
     let target = format!("localhost:{}", server.addr.port());
     let good = endpoint_config(tmp.path(), std::slice::from_ref(&target), "");
-    let daemon = Daemon::start(tmp.path(), &good);
+    let daemon = Daemon::start_with_args(tmp.path(), &good, &["--web.enable-lifecycle"]);
     daemon.wait_ready(Duration::from_secs(10));
 
     write(
@@ -228,9 +228,10 @@ fn reload_while_probes_are_in_flight() {
     let good = tls_server(&leaf(&ca, "good", 30), &ServerOptions::default());
     let good_target = format!("localhost:{}", good.addr.port());
     let hole_target = hole.to_string();
-    let daemon = Daemon::start(
+    let daemon = Daemon::start_with_args(
         tmp.path(),
         &endpoint_config(tmp.path(), std::slice::from_ref(&hole_target), ""),
+        &["--web.enable-lifecycle"],
     );
     // The black-hole probe is now waiting out its 5 s deadline.
     std::thread::sleep(Duration::from_millis(300));

@@ -29,6 +29,9 @@ mod deploy;
 mod files;
 /// Signal integrity: no two series collide; restart-pending follows its file.
 mod integrity;
+/// certinel's own listener under abuse: idle floods under a low open-file
+/// limit, clients that never read, shutdown with stalled connections.
+mod listener;
 /// Following rotation: file watching, config reload, restart-pending.
 mod rotation;
 /// Every handshake failure reason, produced by a real loopback server.

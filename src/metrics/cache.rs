@@ -24,7 +24,7 @@
 //! async workers that serve other connections.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
@@ -170,6 +170,11 @@ pub struct Exposition {
     snapshot_registry: Arc<Registry>,
     clock_registry: Arc<Registry>,
     latest: Mutex<Option<Arc<Rendered>>>,
+    /// The snapshot part of the last body dropped from the cache, alive as
+    /// long as a scrape is still sending it: reused while still exact,
+    /// rather than rendered again beside it (each slow reader would
+    /// otherwise hold a copy of its own).
+    evicted: Mutex<Weak<SnapshotPart>>,
     /// Held while rendering: the single flight.
     rendering: tokio::sync::Mutex<()>,
     /// A background refresh is queued or running.
@@ -189,6 +194,7 @@ impl Exposition {
             clock_registry: Arc::new(clock_registry(store.clone())),
             store,
             latest: Mutex::new(None),
+            evicted: Mutex::new(Weak::new()),
             rendering: tokio::sync::Mutex::new(()),
             refreshing: AtomicBool::new(false),
             last_len: AtomicUsize::new(0),
@@ -236,6 +242,12 @@ impl Exposition {
         let reusable = self
             .latest()
             .map(|p| p.part.clone())
+            .or_else(|| {
+                self.evicted
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .upgrade()
+            })
             .filter(|part| part.fresh_for(generation, now));
         let capacity = self.last_len.load(Ordering::Relaxed).max(4096);
         let (store, snapshot_registry, clock_registry) = (
@@ -296,6 +308,8 @@ impl Exposition {
                 }
             };
             if let Some(evicted) = evicted {
+                *this.evicted.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Arc::downgrade(&evicted.part);
                 drop(evicted);
                 tracing::debug!(
                     still_sending = rendered.strong_count(),
@@ -502,6 +516,22 @@ mod tests {
         assert!(exposition.latest().is_some());
         tokio::time::sleep(KEEP_FOR + Duration::from_millis(300)).await;
         assert!(exposition.latest().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_body_still_being_sent_is_reused_not_rendered_again() {
+        let (exposition, store) = exposition();
+        publish_cert(&store, i64::MAX / 2);
+        let sending = exposition.current().await.unwrap();
+        tokio::time::sleep(KEEP_FOR + Duration::from_millis(300)).await;
+        assert!(exposition.latest().is_none(), "dropped from the cache");
+        let next = exposition.current().await.unwrap();
+        assert!(Arc::ptr_eq(&sending.part, &next.part), "same snapshot part");
+        // Once nobody sends it any more, it is gone for good.
+        let part = Arc::downgrade(&next.part);
+        drop((sending, next));
+        tokio::time::sleep(KEEP_FOR + Duration::from_millis(300)).await;
+        assert!(part.upgrade().is_none());
     }
 
     #[tokio::test]

@@ -102,6 +102,7 @@ pub struct Launch {
     debug_logs: bool,
     listen: Option<SocketAddr>,
     unprivileged: bool,
+    ulimit: Option<String>,
 }
 
 impl Launch {
@@ -115,7 +116,14 @@ impl Launch {
             debug_logs: true,
             listen: None,
             unprivileged: false,
+            ulimit: None,
         }
+    }
+
+    /// Starts under `ulimit ARGS` (e.g. `-n 256`), through `sh`.
+    pub fn ulimit(mut self, args: &str) -> Launch {
+        self.ulimit = Some(args.to_owned());
+        self
     }
 
     /// More flags.
@@ -164,6 +172,12 @@ impl Launch {
             let mut cmd = Command::new("setpriv");
             cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
                 .arg(bin);
+            hermetic(cmd)
+        } else if let Some(ulimit) = &self.ulimit {
+            let mut cmd = Command::new("sh");
+            cmd.arg("-c")
+                .arg(format!("ulimit {ulimit} && exec \"$0\" \"$@\""))
+                .arg(BIN);
             hermetic(cmd)
         } else {
             certinel_command()

@@ -1,5 +1,5 @@
 //! certinel's own listener (`--web.config.file`), by area. The server is
-//! `certinel::web::serve` in-process on a loopback port; the clients are
+//! `certinel::http::serve` in-process on a loopback port; the clients are
 //! real rustls clients, a real Prometheus, and the real binary.
 
 use std::collections::HashMap;
@@ -12,7 +12,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use axum::Router;
 use base64::Engine as _;
-use certinel::web::{self, WebConfig};
+use certinel::http::{self as web, WebConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
@@ -131,7 +131,13 @@ impl Server {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let task = tokio::spawn(web::serve(listener, app(), web.map(Arc::new), shutdown));
+        let task = tokio::spawn(web::serve(
+            listener,
+            app(),
+            web.map(Arc::new),
+            web::ConnectionLimit::default(),
+            shutdown,
+        ));
         Server {
             addr,
             stop: Some(stop),

@@ -147,9 +147,14 @@ async fn plain_http_without_a_web_config_and_the_health_port() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(web::serve_health(listener, health, async move {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(web::serve_health(
+        listener,
+        health,
+        web::ConnectionLimit::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     let reply = plain_get(addr, "/-/healthy", None).unwrap();
     assert_eq!((reply.status, reply.body.as_str()), (200, "Healthy\n"));
     assert_eq!(plain_get(addr, "/-/ready", None).unwrap().status, 200);

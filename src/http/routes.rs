@@ -1,31 +1,35 @@
-//! The HTTP side: `/metrics`, `/-/healthy`, `/-/ready` and a landing page.
+//! The routes: `/metrics`, `/-/healthy`, `/-/ready`, `POST /-/reload` and
+//! the landing page, over the state the handlers share.
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use futures_util::StreamExt as _;
 use tokio::sync::{mpsc, oneshot};
 
+use super::landing;
 use crate::metrics::{Exposition, Format};
 use crate::reload::ReloadRequest;
 use crate::snapshot::Store;
 
 /// What the handlers share.
 #[derive(Debug)]
-pub struct AppState {
+pub(crate) struct AppState {
     store: Arc<Store>,
-    /// Where `POST /-/reload` sends its request; `None` refuses reloads.
+    /// Where `POST /-/reload` sends its request; `None` (without
+    /// `--web.enable-lifecycle`) refuses it.
     reload: Option<mpsc::Sender<ReloadRequest>>,
     exposition: Arc<Exposition>,
 }
 
 impl AppState {
     /// State for [`router`].
-    pub fn new(store: Arc<Store>) -> AppState {
+    pub(crate) fn new(store: Arc<Store>) -> AppState {
         AppState {
             exposition: Arc::new(Exposition::new(store.clone())),
             store,
@@ -33,17 +37,17 @@ impl AppState {
         }
     }
 
-    /// Enables `POST /-/reload`.
-    pub fn with_reload(mut self, reload: mpsc::Sender<ReloadRequest>) -> AppState {
+    /// Enables `POST /-/reload` (`--web.enable-lifecycle`).
+    pub(crate) fn with_reload(mut self, reload: mpsc::Sender<ReloadRequest>) -> AppState {
         self.reload = Some(reload);
         self
     }
 }
 
 /// All routes.
-pub fn router(state: Arc<AppState>) -> Router {
+pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(landing))
+        .route("/", get(landing::page))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
@@ -54,7 +58,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Only `/-/healthy` and `/-/ready`, for `--web.health-address`: a plain
 /// HTTP port for Kubernetes probes when the main port demands client
 /// certificates (an `httpGet` probe cannot present one).
-pub fn health_router(state: Arc<AppState>) -> Router {
+pub(crate) fn health_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
@@ -76,15 +80,21 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         Format::PrometheusText
     };
     let body = match state.exposition.current().await {
-        Ok(rendered) => rendered.body(format).await,
+        Ok(rendered) => rendered.body(format).await.map(|chunks| (rendered, chunks)),
         Err(e) => Err(e),
     };
     match body {
-        Ok(chunks) => {
+        Ok((rendered, chunks)) => {
             // The parts go out one after the other, as they are cached:
             // joining them would copy (and hold twice) a body of megabytes.
             let length: usize = chunks.iter().map(|c| c.len()).sum();
-            let stream = futures_util::stream::iter(chunks.map(Ok::<_, std::convert::Infallible>));
+            let stream = futures_util::stream::iter(chunks).map(move |chunk| {
+                // The body holds its render until it is sent (or the
+                // connection dropped), so that the render cache can find a
+                // body still in flight again rather than render a copy.
+                let _sending = &rendered;
+                Ok::<_, std::convert::Infallible>(chunk)
+            });
             (
                 [
                     (header::CONTENT_TYPE, format.content_type().to_owned()),
@@ -127,9 +137,16 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 
 /// Reloads the configuration file; 200 when applied, 500 (with the
 /// reason) when the new file is invalid and the old one keeps running.
+/// Unauthenticated on a plain port, so off unless asked for, as in
+/// Prometheus: 403 without `--web.enable-lifecycle`.
 async fn reload(State(state): State<Arc<AppState>>) -> Response {
     let Some(sender) = &state.reload else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "reload is not available\n").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "Lifecycle API is not enabled. Start certinel with --web.enable-lifecycle \
+             to reload with POST /-/reload; SIGHUP always reloads.\n",
+        )
+            .into_response();
     };
     let (reply, answer) = oneshot::channel();
     if sender.send(ReloadRequest { reply }).await.is_err() {
@@ -150,46 +167,6 @@ async fn reload(State(state): State<Arc<AppState>>) -> Response {
         )
             .into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response(),
-    }
-}
-
-async fn landing() -> Html<String> {
-    Html(format!(
-        "<!doctype html>\n<html><head><title>certinel</title></head><body>\n\
-         <h1>certinel {}</h1>\n\
-         <p>Prometheus exporter for X.509 certificate expiry.</p>\n\
-         <ul>\n<li><a href=\"metrics\">Metrics</a></li>\n\
-         <li><a href=\"-/healthy\">Health</a></li>\n\
-         <li><a href=\"-/ready\">Readiness</a></li>\n</ul>\n</body></html>\n",
-        env!("CARGO_PKG_VERSION")
-    ))
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!(signal = "SIGINT", "shutting down"),
-        _ = terminate => tracing::info!(signal = "SIGTERM", "shutting down"),
     }
 }
 
@@ -245,6 +222,22 @@ mod tests {
             .await
             .unwrap();
         (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn reload_over_http_is_refused_without_the_lifecycle_flag() {
+        let request = Request::post("/-/reload").body(Body::empty()).unwrap();
+        let resp = app().oneshot(request).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 10)
+            .await
+            .unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(
+            body.starts_with("Lifecycle API is not enabled.")
+                && body.contains("--web.enable-lifecycle"),
+            "{body}"
+        );
     }
 
     #[tokio::test]
