@@ -24,6 +24,8 @@ mod daemon;
 mod deploy;
 /// File source behaviour on real files: bundles, DER, and every bad input.
 mod files;
+/// Hostile files and endpoints, as tables, each against one daemon.
+mod hostile;
 /// Following rotation: file watching, config reload, restart-pending.
 mod rotation;
 /// Every handshake failure reason, produced by a real loopback server.
