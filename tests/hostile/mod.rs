@@ -8,7 +8,9 @@
 //! coming back to their baseline.
 
 mod der;
+mod endpoints;
 mod files;
+mod flight;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
