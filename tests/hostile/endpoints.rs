@@ -222,6 +222,9 @@ fn with_chain(mut case: Case, chain: usize) -> Case {
     case
 }
 
+/// A common name that tries to break the terminal and the exposition.
+const EVIL_CN: &str = "evil\u{1b}[2J\r\0\"} 1\nfake_metric 1";
+
 /// PEMs of `n` hand-built certificates whose CN is `pad` bytes long.
 fn filler_chain(n: usize, pad: usize) -> Vec<String> {
     (0..n)
@@ -240,7 +243,7 @@ fn table(s: &mut Servers, ca: &Ca) -> Vec<Case> {
     let client_only = ca.issue(&Leaf { client_auth_only: true, ..Leaf::server("client-only", 30) });
     let stranger = Ca::new("a stranger's CA").issue(&Leaf::server("stranger", 30));
     let selfie = self_signed("selfie", now() + 30 * DAY);
-    let evil = ca.issue(&Leaf::server("evil\u{1b}[2J\r\0cn", 30));
+    let evil = ca.issue(&Leaf::server(EVIL_CN, 30));
     let mtls = ServerOptions { client_ca: Some(ca.cert.cert_pem.clone()), ..Default::default() };
     let small_chain = ServerOptions { chain: filler_chain(200, 0), ..Default::default() };
     let large_chain = ServerOptions { chain: filler_chain(200, 300), ..Default::default() };
@@ -463,6 +466,24 @@ fn every_hostile_endpoint_gets_its_exact_reason_and_harms_nothing_else() {
         problems.len(),
         problems.join("\n"),
         failure_logs(&daemon)
+    );
+
+    let m = daemon.metrics();
+    assert!(
+        !m.has("fake_metric", &[]),
+        "a label broke out of its quotes:\n{}",
+        m.text
+    );
+    assert!(
+        m.has(
+            "x509_cert_not_after",
+            &[(
+                "subject_CN",
+                "evil\\x1b[2J\\x0d\\x00\"} 1\\x0afake_metric 1"
+            )]
+        ),
+        "{}",
+        m.text
     );
 
     // Several rounds more: the reasons hold, the good ones stay fresh, and

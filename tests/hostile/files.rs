@@ -257,6 +257,12 @@ fn table(certs: &Path, ca: &Ca) -> Vec<Case> {
         case("zero.crt", Make::Symlink("/dev/zero".into()), err("not_regular_file")),
         case("null.crt", Make::Symlink("/dev/null".into()), err("not_regular_file")),
         case("tty.crt", Make::Symlink("/dev/tty".into()), err("not_regular_file")),
+        // /proc files say they are empty regular files, so they are read
+        // (never /proc/kmsg here: reading it takes messages from syslog).
+        // pagemap refuses reads that are not multiples of 8 bytes: EINVAL.
+        case("proc-pagemap.crt", Make::Symlink("/proc/self/pagemap".into()), err("read_failed")),
+        case("proc-environ.crt", Make::Symlink("/proc/self/environ".into()), err("no_certificate_found")),
+        case("proc-mem.crt", Make::Symlink("/proc/self/mem".into()), err("read_failed")),
         case("dangling.crt", Make::Symlink(certs.join("absent")), err("not_found")),
         case("loop-a.crt", Make::Symlink(certs.join("loop-b.crt")), err("read_failed")),
         case("loop-b.crt", Make::Symlink(certs.join("loop-a.crt")), err("read_failed")),
@@ -279,6 +285,7 @@ fn table(certs: &Path, ca: &Ca) -> Vec<Case> {
         case("trusted.crt", bytes(trusted), Want::Certs(vec![na(a.not_after)])),
         // Odd certificates are exported exactly as they are.
         case("ctl-cn.crt", bytes(with_cn(der::UTF8, b"evil\x1b[2J\r\0name")), Want::Certs(vec![na_with(raw_2040, &[("subject_CN", "evil\\x1b[2J\\x0d\\x00name")])])),
+        case("injection-cn.crt", bytes(with_cn(der::UTF8, b"x\"} 1\nfake_metric{a=\"b\"} 1\n# ")), Want::Certs(vec![na_with(raw_2040, &[("subject_CN", "x\"} 1\\x0afake_metric{a=\"b\"} 1\\x0a# ")])])),
         case("t61-cn.crt", bytes(with_cn(der::T61, b"caf\xe9")), Want::Certs(vec![na_with(raw_2040, &[("subject_CN", "café")])])),
         case("bmp-cn.crt", bytes(with_cn(der::BMP, &[0x03, 0xa9, 0x22, 0x48])), Want::Certs(vec![na_with(raw_2040, &[("subject_CN", "Ω≈")])])),
         case("printable-ctl-cn.crt", bytes(with_cn(der::PRINTABLE, b"a\nb")), Want::Certs(vec![na_with(raw_2040, &[("subject_CN", "a\\x0ab")])])),
@@ -487,6 +494,11 @@ fn every_hostile_file_gets_its_exact_reason_and_harms_nothing_else() {
         }
         p
     };
+    assert!(
+        !m.has("fake_metric", &[]),
+        "a label broke out of its quotes:\n{}",
+        m.text
+    );
     let problems = check_all(&m, errors);
     assert!(
         problems.is_empty(),
