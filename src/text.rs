@@ -22,18 +22,25 @@ pub(crate) fn printable(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// A path as a label value: UTF-8 as it is, control characters and bytes
-/// that are not UTF-8 as `\xNN`, so two different names never read the
-/// same.
+/// A path as a label value: UTF-8 as it is, but control characters,
+/// bytes that are not UTF-8 and the backslash itself as `\xNN`, so two
+/// different names never read the same (a file literally named `a\xff`
+/// becomes `a\x5cxff`).
 pub(crate) fn path_label(path: &Path) -> Cow<'_, str> {
     let bytes = path.as_os_str().as_encoded_bytes();
     if let Ok(s) = std::str::from_utf8(bytes) {
-        return printable(s);
+        if !s.contains('\\') {
+            return printable(s);
+        }
     }
     let mut out = String::with_capacity(bytes.len() + 8);
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
-            push_char(&mut out, c);
+            if c == '\\' {
+                out.push_str("\\x5c");
+            } else {
+                push_char(&mut out, c);
+            }
         }
         for b in chunk.invalid() {
             let _ = write!(out, "\\x{b:02x}");
@@ -74,5 +81,9 @@ mod tests {
         assert_eq!(path_label(a), "/certs/a\\xff.pem");
         assert_ne!(path_label(a), path_label(b));
         assert_eq!(path_label(Path::new("/certs/ü.pem")), "/certs/ü.pem");
+        // A name that spells an escape is not the byte it spells.
+        let spelled = Path::new("/certs/a\\xff.pem");
+        assert_eq!(path_label(spelled), "/certs/a\\x5cxff.pem");
+        assert_ne!(path_label(spelled), path_label(a));
     }
 }

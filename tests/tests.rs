@@ -27,6 +27,8 @@ mod deploy;
 /// The file source on real files: formats, every bad input, paths and
 /// globs, changes between passes.
 mod files;
+/// Hostile files and endpoints, as tables, each against one daemon.
+mod hostile;
 /// Signal integrity: no two series collide; restart-pending follows its file.
 mod integrity;
 /// certinel's own listener under abuse: idle floods under a low open-file

@@ -351,6 +351,57 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_before_begin_is_bad_pem_and_hides_nothing() {
+        // OpenSSL, Go and rustls all fail on this file: the service will
+        // not load it, but its certificate's expiry is still worth seeing.
+        let text = format!("\u{feff}{}", pem_of("bom", (2030, 1, 1)));
+        let bundle = decode_bundle(text.as_bytes());
+        let cns: Vec<_> = bundle.certs.iter().map(|c| &*c.subject.cn).collect();
+        assert_eq!(cns, ["bom"]);
+        let Some(DecodeError::BadPem(detail)) = &bundle.error else {
+            panic!("{:?}", bundle.error)
+        };
+        assert!(detail.contains("byte order mark"), "{detail}");
+        // Before a comment line it hides nothing: no problem then.
+        let text = format!("\u{feff}# server\n{}", pem_of("bom", (2030, 1, 1)));
+        assert_eq!(decode_bundle(text.as_bytes()).error, None);
+        // And a key-only file stays a file without a certificate.
+        let key = rcgen::KeyPair::generate().unwrap().serialize_pem();
+        let text = format!("\u{feff}{key}");
+        assert_eq!(
+            decode_bundle(text.as_bytes()).error,
+            Some(DecodeError::NoCertificateFound)
+        );
+    }
+
+    #[test]
+    fn a_trusted_certificate_block_yields_its_certificate() {
+        use base64::Engine as _;
+        // `openssl x509 -trustout`: the certificate, then its trust
+        // settings (a SEQUENCE; here trusted for serverAuth).
+        let c = cert("trusted", (2030, 1, 1));
+        let aux = [
+            0x30, 0x0c, 0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01,
+        ];
+        let der = [c.der().as_ref(), &aux].concat();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let text = format!(
+            "-----BEGIN TRUSTED CERTIFICATE-----\n{b64}\n-----END TRUSTED CERTIFICATE-----\n"
+        );
+        let bundle = decode_bundle(text.as_bytes());
+        assert_eq!(bundle.error, None);
+        assert_eq!(bundle.certs.len(), 1);
+        assert!(Arc::ptr_eq(&bundle.certs[0], &parse_der(c.der()).unwrap()));
+        // Garbage in such a block is still garbage.
+        let text =
+            "-----BEGIN TRUSTED CERTIFICATE-----\naGVsbG8=\n-----END TRUSTED CERTIFICATE-----\n";
+        assert!(matches!(
+            decode_bundle(text.as_bytes()).error,
+            Some(DecodeError::DecodeFailed(_))
+        ));
+    }
+
+    #[test]
     fn control_characters_in_names_are_escaped() {
         let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
         params.distinguished_name = rcgen::DistinguishedName::new();

@@ -35,7 +35,15 @@ impl Bundle {
 }
 
 /// Block labels that hold one DER certificate.
-const CERTIFICATE_LABELS: [&[u8]; 2] = [b"CERTIFICATE", b"X509 CERTIFICATE"];
+const CERTIFICATE_LABELS: [&[u8]; 3] = [b"CERTIFICATE", b"X509 CERTIFICATE", TRUSTED];
+
+/// OpenSSL's `-trustout` form (Fedora's `ca-bundle.trust.crt`, what nginx
+/// reads with `PEM_read_bio_X509_AUX`): a DER certificate followed by its
+/// trust settings, which are not part of the certificate.
+const TRUSTED: &[u8] = b"TRUSTED CERTIFICATE";
+
+/// The UTF-8 byte order mark some Windows editors put first.
+const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// Base64 as PEM writers produce it: padding is expected but not insisted
 /// upon.
@@ -51,6 +59,11 @@ pub fn decode_bundle(bytes: &[u8]) -> Bundle {
         return decode_der_file(bytes);
     }
     let mut bundle = Bundle::default();
+    // A byte order mark only hides the BEGIN line it stands before.
+    let (bytes, bom) = match bytes.strip_prefix(BOM) {
+        Some(rest) => (rest, rest.starts_with(b"-----BEGIN ")),
+        None => (bytes, false),
+    };
     let mut saw_cert_block = false;
     for block in Blocks::new(bytes) {
         match block {
@@ -59,7 +72,7 @@ pub fn decode_bundle(bytes: &[u8]) -> Bundle {
                     continue;
                 }
                 saw_cert_block = true;
-                let der = match decode_base64(body) {
+                let mut der = match decode_base64(body) {
                     Ok(der) => der,
                     Err(e) => {
                         bundle.problem(DecodeError::BadPem(format!(
@@ -68,6 +81,9 @@ pub fn decode_bundle(bytes: &[u8]) -> Bundle {
                         continue;
                     }
                 };
+                if label == TRUSTED {
+                    der.truncate(first_element_len(&der).unwrap_or(der.len()));
+                }
                 match parse_der(&der) {
                     Ok(facts) => bundle.certs.push(facts),
                     Err(DecodeError::DecodeFailed(e)) => bundle.problem(DecodeError::DecodeFailed(
@@ -86,6 +102,16 @@ pub fn decode_bundle(bytes: &[u8]) -> Bundle {
                 )));
             }
         }
+    }
+    // OpenSSL, Go and rustls all miss a BEGIN line behind a byte order
+    // mark, so the service will not load this file: say so, and still
+    // show what it holds.
+    if bom && saw_cert_block {
+        bundle.problem(DecodeError::BadPem(
+            "the file starts with a UTF-8 byte order mark, which OpenSSL, Go and rustls do not \
+             accept before -----BEGIN"
+                .to_owned(),
+        ));
     }
     if !saw_cert_block && bundle.error.is_none() {
         bundle.error = Some(DecodeError::NoCertificateFound);
@@ -121,6 +147,27 @@ fn decode_base64(body: Vec<&[u8]>) -> Result<Vec<u8>, String> {
         text.extend(line.iter().filter(|b| !b.is_ascii_whitespace()));
     }
     BASE64.decode(&text).map_err(|e| e.to_string())
+}
+
+/// The length, header included, of the DER element `der` starts with;
+/// `None` when its header is malformed or runs past the end.
+fn first_element_len(der: &[u8]) -> Option<usize> {
+    let first = *der.get(1)?;
+    let (header, len) = if first < 0x80 {
+        (2, usize::from(first))
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > std::mem::size_of::<usize>() {
+            return None;
+        }
+        let len = der
+            .get(2..2 + n)?
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        (2 + n, len)
+    };
+    let total = header.checked_add(len)?;
+    (total <= der.len()).then_some(total)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -247,6 +294,25 @@ mod tests {
     fn a_mismatched_end_leaves_the_block_unterminated() {
         let text = "-----BEGIN A-----\nAAAA\n-----END B-----\n-----BEGIN C-----\n-----END C-----\n";
         assert_eq!(labels(text), ["open A@1", "C@4"]);
+    }
+
+    #[test]
+    fn the_first_element_ends_where_its_header_says() {
+        assert_eq!(first_element_len(&[0x30, 0x01, 0x05, 0x30, 0x00]), Some(3));
+        assert_eq!(first_element_len(&[0x30, 0x81, 0x01, 0x05]), Some(4));
+        assert_eq!(
+            first_element_len(&[0x30, 0x82, 0x00, 0x01, 0x05, 0x06]),
+            Some(5)
+        );
+        // Past the end, no length, or an absurd length: no answer.
+        assert_eq!(first_element_len(&[0x30, 0x05, 0x01]), None);
+        assert_eq!(first_element_len(&[0x30, 0x80]), None);
+        assert_eq!(first_element_len(&[0x30]), None);
+        assert_eq!(first_element_len(&[0x30, 0x89, 0xff]), None);
+        assert_eq!(
+            first_element_len(&[0x30, 0x88, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            None
+        );
     }
 
     #[test]

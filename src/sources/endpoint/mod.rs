@@ -132,7 +132,10 @@ async fn probe_address(
             )),
             None,
         ),
-        Ok(Err(failure)) => (Some(failure.classify(session.missing_client_cert())), None),
+        Ok(Err(failure)) => (
+            Some(failure.classify(session.missing_client_cert(), session.peer_spoke_tls())),
+            None,
+        ),
         Ok(Ok(negotiated)) => (verdict.map(|e| reason::verdict_error(&e)), Some(negotiated)),
     };
     AddressReport {

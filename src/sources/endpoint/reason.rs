@@ -102,8 +102,9 @@ pub(super) enum Failure {
 
 impl Failure {
     /// The reason and detail; `missing_cert`: the server asked for a
-    /// client certificate and none was configured.
-    pub(super) fn classify(self, missing_cert: bool) -> ProbeError {
+    /// client certificate and none was configured; `spoke_tls`: the
+    /// server's first bytes were a TLS record.
+    pub(super) fn classify(self, missing_cert: bool, spoke_tls: bool) -> ProbeError {
         use std::io::ErrorKind;
         match self {
             Failure::Connect(e) => {
@@ -133,7 +134,7 @@ impl Failure {
             Failure::Tls(e) => {
                 if let Some(tls_err) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
                     return ProbeError::new(
-                        rustls_reason(tls_err, missing_cert),
+                        rustls_reason(tls_err, missing_cert, spoke_tls),
                         format!("handshake: {tls_err}"),
                     );
                 }
@@ -159,7 +160,7 @@ impl Failure {
     }
 }
 
-fn rustls_reason(e: &rustls::Error, missing_cert: bool) -> TlsErrorReason {
+fn rustls_reason(e: &rustls::Error, missing_cert: bool, spoke_tls: bool) -> TlsErrorReason {
     use rustls::Error;
     use rustls::PeerIncompatible as P;
     match e {
@@ -192,9 +193,19 @@ fn rustls_reason(e: &rustls::Error, missing_cert: bool) -> TlsErrorReason {
         Error::InvalidMessage(InvalidMessage::HandshakePayloadTooLarge) => {
             TlsErrorReason::BadCertificate
         }
+        // Messages that make no sense: from a port where TLS is not spoken
+        // at all, or from a TLS server that answered with a TLS record
+        // (a ServerHello, an early change_cipher_spec) and then broke the
+        // protocol. "Wrong port" would send the operator the wrong way.
         Error::InvalidMessage(_)
         | Error::InappropriateMessage { .. }
-        | Error::InappropriateHandshakeMessage { .. } => TlsErrorReason::NotTls,
+        | Error::InappropriateHandshakeMessage { .. } => {
+            if spoke_tls {
+                TlsErrorReason::HandshakeFailure
+            } else {
+                TlsErrorReason::NotTls
+            }
+        }
         Error::InvalidCertificate(_) | Error::NoCertificatesPresented => verdict_error(e).reason,
         _ => TlsErrorReason::Other,
     }
@@ -228,7 +239,7 @@ mod tests {
     #[test]
     fn unexpected_failures_map_to_other() {
         assert_eq!(
-            rustls_reason(&rustls::Error::General("x".into()), false),
+            rustls_reason(&rustls::Error::General("x".into()), false, true),
             TlsErrorReason::Other
         );
     }
@@ -236,15 +247,48 @@ mod tests {
     #[test]
     fn tls12_rejection_of_missing_client_cert_is_client_cert_required() {
         let e = rustls::Error::AlertReceived(AlertDescription::HandshakeFailure);
-        assert_eq!(rustls_reason(&e, true), TlsErrorReason::ClientCertRequired);
-        assert_eq!(rustls_reason(&e, false), TlsErrorReason::HandshakeFailure);
+        assert_eq!(
+            rustls_reason(&e, true, true),
+            TlsErrorReason::ClientCertRequired
+        );
+        assert_eq!(
+            rustls_reason(&e, false, true),
+            TlsErrorReason::HandshakeFailure
+        );
     }
 
     #[test]
     fn an_oversized_handshake_message_is_a_bad_certificate_not_a_wrong_port() {
         let e = rustls::Error::InvalidMessage(InvalidMessage::HandshakePayloadTooLarge);
-        assert_eq!(rustls_reason(&e, false), TlsErrorReason::BadCertificate);
+        assert_eq!(
+            rustls_reason(&e, false, true),
+            TlsErrorReason::BadCertificate
+        );
         let garbage = rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType);
-        assert_eq!(rustls_reason(&garbage, false), TlsErrorReason::NotTls);
+        assert_eq!(
+            rustls_reason(&garbage, false, false),
+            TlsErrorReason::NotTls
+        );
+    }
+
+    #[test]
+    fn nonsense_after_a_tls_record_is_a_handshake_failure_not_a_wrong_port() {
+        let garbage = rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType);
+        assert_eq!(
+            rustls_reason(&garbage, false, true),
+            TlsErrorReason::HandshakeFailure
+        );
+        let early_ccs = rustls::Error::InappropriateMessage {
+            expect_types: vec![rustls::ContentType::Handshake],
+            got_type: rustls::ContentType::ChangeCipherSpec,
+        };
+        assert_eq!(
+            rustls_reason(&early_ccs, false, true),
+            TlsErrorReason::HandshakeFailure
+        );
+        assert_eq!(
+            rustls_reason(&early_ccs, false, false),
+            TlsErrorReason::NotTls
+        );
     }
 }
