@@ -39,13 +39,13 @@ pub mod http;
 pub mod logging;
 pub mod memory;
 pub mod metrics;
-pub mod reload;
+mod reload;
 pub mod scheduler;
 pub mod snapshot;
 pub mod sources;
 mod text;
-pub mod textfile;
-pub mod watch;
+mod textfile;
+mod watch;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -18,14 +18,14 @@ use crate::snapshot::Store;
 
 /// A reload asked for over HTTP; the answer goes back on `reply`.
 #[derive(Debug)]
-pub struct ReloadRequest {
+pub(crate) struct ReloadRequest {
     /// Where to send the outcome.
     pub reply: oneshot::Sender<Result<ReloadSummary, String>>,
 }
 
 /// Serves reload requests and `SIGHUP` until `cancel` fires, then hands
 /// the scheduler back for shutdown.
-pub async fn supervise(
+pub(crate) async fn supervise(
     mut scheduler: Scheduler,
     config_path: Option<PathBuf>,
     store: Arc<Store>,

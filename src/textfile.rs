@@ -37,7 +37,7 @@ pub enum TextfileError {
 }
 
 /// Renders the registry as Prometheus text format.
-pub fn render(registry: &Registry) -> Result<String, TextfileError> {
+pub(crate) fn render(registry: &Registry) -> Result<String, TextfileError> {
     let mut om = String::new();
     metrics::encode(registry, &mut om).map_err(|_| TextfileError::Encode)?;
     Ok(metrics::to_prometheus_text(&om))
@@ -47,7 +47,7 @@ pub fn render(registry: &Registry) -> Result<String, TextfileError> {
 /// directory, synced, then renamed over the target, so the textfile
 /// collector never reads half a file. The temporary name starts with a dot
 /// and does not end in `.prom`, so the collector ignores it.
-pub fn write_atomic(path: &Path, text: &str) -> Result<(), TextfileError> {
+pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<(), TextfileError> {
     let err = |source| TextfileError::Write {
         path: path.to_owned(),
         source,
@@ -79,7 +79,7 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), TextfileError> {
 }
 
 /// Rewrites `path` whenever `changes` fires, until cancelled.
-pub async fn run(
+pub(crate) async fn run(
     path: PathBuf,
     registry: Arc<Registry>,
     mut changes: watch::Receiver<u64>,

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, Notify};
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// A running watcher; dropping it stops watching.
-pub struct FileWatcher {
+pub(crate) struct FileWatcher {
     _watcher: notify::RecommendedWatcher,
 }
 
@@ -28,13 +28,13 @@ impl std::fmt::Debug for FileWatcher {
 }
 
 /// Directories (with whether to recurse) and the source to wake for them.
-pub type Watched = Vec<(Vec<(PathBuf, bool)>, Arc<Notify>)>;
+pub(crate) type Watched = Vec<(Vec<(PathBuf, bool)>, Arc<Notify>)>;
 
 impl FileWatcher {
     /// Watches every directory of `watched`; `None` when there is nothing
     /// to watch or no watcher can be created (the periodic rescan still
     /// runs). Must be called within a Tokio runtime.
-    pub fn start(watched: Watched) -> Option<FileWatcher> {
+    pub(crate) fn start(watched: Watched) -> Option<FileWatcher> {
         if watched.is_empty() {
             return None;
         }

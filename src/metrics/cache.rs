@@ -31,10 +31,8 @@ use axum::body::Bytes;
 use prometheus_client::registry::Registry;
 use tokio::sync::OnceCell;
 
-use super::{
-    clock_registry, encode as encode_registry, snapshot_registry, to_prometheus_text, valid_until,
-    CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE,
-};
+use super::rendered::{encode, RenderError, Rendered, SnapshotPart};
+use super::{clock_registry, snapshot_registry, valid_until};
 use crate::snapshot::Store;
 
 /// How old a body may be when served for a later second of the same
@@ -49,119 +47,6 @@ pub(super) const STALE_FOR: Duration = Duration::from_secs(1);
 /// anyway (endpoint probes publish between scrapes), and holding a body of
 /// megabytes between its scrapes is what a sidecar should not do.
 pub(super) const KEEP_FOR: Duration = Duration::from_secs(2);
-
-/// Why no body could be produced.
-#[derive(Debug, thiserror::Error)]
-pub enum RenderError {
-    /// The registry failed to encode (a collector returned an error).
-    #[error("encoding metrics failed")]
-    Encode,
-    /// The render task panicked or was cancelled at shutdown.
-    #[error("render task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
-}
-
-/// The wire format a scraper asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// OpenMetrics 1.0 (what Prometheus asks for).
-    OpenMetrics,
-    /// Prometheus text format 0.0.4 (curl, older scrapers).
-    PrometheusText,
-}
-
-impl Format {
-    /// The `Content-Type` of a body in this format.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::OpenMetrics => CONTENT_TYPE,
-            Format::PrometheusText => PROMETHEUS_TEXT_CONTENT_TYPE,
-        }
-    }
-}
-
-/// The part of the exposition that only changes with the snapshot (or at
-/// the instant `valid_until`): all per-certificate, per-probe and
-/// per-source families. At 10 000 certificates it is nearly all of the
-/// ~10 MB body, so it is rendered once per snapshot, not once per second.
-#[derive(Debug)]
-struct SnapshotPart {
-    generation: u64,
-    valid_until: Option<SystemTime>,
-    /// OpenMetrics without the closing `# EOF`.
-    openmetrics: Bytes,
-    prometheus_text: OnceCell<Bytes>,
-}
-
-impl SnapshotPart {
-    fn fresh_for(&self, generation: u64, now: SystemTime) -> bool {
-        self.generation == generation && self.valid_until.is_none_or(|until| now < until)
-    }
-}
-
-/// One rendered exposition: the shared snapshot part and this second's
-/// clock part, served one after the other without copying them together.
-#[derive(Debug)]
-pub struct Rendered {
-    /// The store generation it shows.
-    generation: u64,
-    /// The Unix second it was rendered for.
-    second: i64,
-    /// When the render started.
-    at: Instant,
-    part: Arc<SnapshotPart>,
-    /// The clock-dependent families, OpenMetrics, ending in `# EOF`.
-    clock: Bytes,
-    /// `clock` in the text format, converted when first asked for.
-    clock_text: OnceCell<Bytes>,
-}
-
-/// A body as its chunks, in order.
-pub type Chunks = [Bytes; 2];
-
-impl Rendered {
-    /// Whether this body is at least as new as a scrape of `generation` in
-    /// `second` needs (a render finished while that scrape waited).
-    fn covers(&self, generation: u64, second: i64) -> bool {
-        self.generation >= generation && self.second >= second
-    }
-
-    /// The body in `format`. The text format is converted (once, off the
-    /// async workers) the first time it is asked for.
-    pub async fn body(&self, format: Format) -> Result<Chunks, RenderError> {
-        match format {
-            Format::OpenMetrics => Ok([self.part.openmetrics.clone(), self.clock.clone()]),
-            Format::PrometheusText => {
-                let part = self
-                    .part
-                    .prometheus_text
-                    .get_or_try_init(|| to_text(self.part.openmetrics.clone()))
-                    .await?;
-                let clock = self
-                    .clock_text
-                    .get_or_try_init(|| to_text(self.clock.clone()))
-                    .await?;
-                Ok([part.clone(), clock.clone()])
-            }
-        }
-    }
-}
-
-/// Converts OpenMetrics to the text format on the blocking pool.
-async fn to_text(openmetrics: Bytes) -> Result<Bytes, RenderError> {
-    let text = tokio::task::spawn_blocking(move || {
-        to_prometheus_text(std::str::from_utf8(&openmetrics).unwrap_or_default())
-    })
-    .await?;
-    Ok(Bytes::from(text))
-}
-
-/// Encodes `registry` as OpenMetrics, reserving `capacity` bytes.
-fn encode(registry: &Registry, capacity: usize) -> Result<String, RenderError> {
-    let mut body = String::with_capacity(capacity);
-    encode_registry(registry, &mut body).map_err(|_| RenderError::Encode)?;
-    Ok(body)
-}
 
 /// The shared render cache for one store.
 #[derive(Debug)]
@@ -355,6 +240,7 @@ fn unix_second() -> i64 {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::metrics::Format;
 
     fn exposition() -> (Arc<Exposition>, Arc<Store>) {
         let config = Config::from_yaml(

@@ -15,6 +15,7 @@ mod labels;
 mod names;
 mod process;
 mod relative;
+mod rendered;
 mod series;
 mod text;
 
@@ -27,7 +28,8 @@ use prometheus_client::registry::Registry;
 use crate::clock::unix_secs;
 use crate::snapshot::{Snapshot, Store};
 
-pub use cache::{Chunks, Exposition, Format, RenderError, Rendered};
+pub use cache::Exposition;
+pub use rendered::{Chunks, Format, RenderError, Rendered};
 pub(crate) use text::to_prometheus_text;
 
 /// Builds the whole registry: [`snapshot_registry`]'s families followed by
