@@ -72,3 +72,34 @@ impl HandshakeSignatures {
         self.algorithms.supported_schemes()
     }
 }
+
+/// The three handshake-signature methods of a rustls certificate verifier
+/// (`ServerCertVerifier` or `ClientCertVerifier`), answered by the
+/// [`HandshakeSignatures`] in the verifier's field `$field`: both of
+/// certinel's permissive verifiers skip the certificate check, never this.
+macro_rules! check_handshake_signatures {
+    ($field:ident) => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            self.$field.tls12(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            self.$field.tls13(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.$field.schemes()
+        }
+    };
+}
+pub(crate) use check_handshake_signatures;

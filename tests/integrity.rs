@@ -248,11 +248,7 @@ fn a_config_path_that_became_a_fifo_fails_the_reload_at_once_and_sigterm_still_e
     daemon.wait_ready(Duration::from_secs(10));
     let path = tmp.path().join("certinel.yaml");
     std::fs::remove_file(&path).unwrap();
-    let status = std::process::Command::new("mkfifo")
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    mkfifo(&path);
     daemon.signal("HUP");
     daemon.wait_for(Duration::from_secs(5), |m| reload_ok(m) == 0.0);
     let logs = daemon.logs().join("\n");

@@ -165,7 +165,7 @@ fn an_idle_connection_flood_leaves_probes_files_and_metrics_working() {
         ca.issue(&Leaf::server("before", 30)).cert_pem,
     );
     let config = format!(
-        "global:\n  interval: 1s\n  timeout: 3s\n  concurrency: 4\n\
+        "global:\n  interval: 1s\n  timeout: 1s\n  concurrency: 4\n\
          files:\n  - name: own\n    paths: [\"{}/certs/*.pem\"]\n\
          endpoints:\n  - name: target\n    ca_file: ca.crt\n    targets: [\"{target}\"]\n",
         dir.display()

@@ -253,10 +253,11 @@ pub fn exit_code(rows: &[Row]) -> u8 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn row(status: Status, days: Option<f64>) -> Row {
+    /// A row of the file source `f` with `days` left.
+    pub(in crate::check) fn row(status: Status, days: Option<f64>) -> Row {
         Row {
             status,
             days_left: days,

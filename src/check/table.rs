@@ -85,25 +85,7 @@ fn date(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn row(status: Status, days: Option<f64>) -> Row {
-        Row {
-            status,
-            days_left: days,
-            not_after: days.map(|d| (d * 86_400.0) as i64),
-            subject_cn: "cn".into(),
-            issuer_cn: String::new(),
-            serial_number: String::new(),
-            source_kind: "file",
-            source_name: "f".into(),
-            filepath: "/x.pem".into(),
-            target: String::new(),
-            address: String::new(),
-            chain_index: Some(0),
-            reason: None,
-            detail: None,
-        }
-    }
+    use crate::check::tests::row;
 
     #[test]
     fn table_is_aligned_and_uncoloured_when_asked() {

@@ -197,11 +197,7 @@ fn a_server_name_tls_cannot_use_is_refused() {
 fn a_config_path_that_is_a_fifo_is_refused_without_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("certinel.yaml");
-    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path; mkfifo takes no other pointer.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
-    assert_eq!(rc, 0);
+    crate::filesystem::tests::mkfifo(&fifo);
     let e = Config::load(&fifo).unwrap_err().to_string();
     assert!(e.contains("not a regular file (FIFO)"), "{e}");
 }

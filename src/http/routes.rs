@@ -173,7 +173,6 @@ async fn reload(State(state): State<Arc<AppState>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use axum::body::Body;
     use axum::http::Request;
     use tower::ServiceExt;
@@ -183,13 +182,8 @@ mod tests {
     }
 
     fn app_with_store() -> (Router, Arc<Store>) {
-        let config = Config::from_yaml(
-            "files:\n  - name: f\n    paths: [/nonexistent/x.pem]\n",
-            std::path::Path::new("/"),
-        )
-        .unwrap();
-        let store = Arc::new(Store::new());
-        crate::scheduler::lay_out(&config, &store);
+        let store =
+            crate::scheduler::test_store("files:\n  - name: f\n    paths: [/nonexistent/x.pem]\n");
         let app = router(Arc::new(AppState::new(store.clone())));
         (app, store)
     }

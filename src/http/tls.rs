@@ -210,10 +210,10 @@ pub(super) fn server_config(
 
 /// Dangerous: accepting client certificates nobody vouches for.
 mod danger {
-    use rustls::client::danger::HandshakeSignatureValid;
+
     use rustls::pki_types::{CertificateDer, UnixTime};
     use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-    use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+    use rustls::DistinguishedName;
 
     use crate::crypto::HandshakeSignatures;
 
@@ -261,27 +261,7 @@ mod danger {
             Ok(ClientCertVerified::assertion())
         }
 
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.signatures.tls12(message, cert, dss)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            self.signatures.tls13(message, cert, dss)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.signatures.schemes()
-        }
+        crate::crypto::check_handshake_signatures!(signatures);
     }
 }
 

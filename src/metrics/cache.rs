@@ -239,17 +239,11 @@ fn unix_second() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::metrics::Format;
 
     fn exposition() -> (Arc<Exposition>, Arc<Store>) {
-        let config = Config::from_yaml(
-            "files:\n  - name: f\n    paths: [/nonexistent/x.pem]\n",
-            std::path::Path::new("/"),
-        )
-        .unwrap();
-        let store = Arc::new(Store::new());
-        crate::scheduler::lay_out(&config, &store);
+        let store =
+            crate::scheduler::test_store("files:\n  - name: f\n    paths: [/nonexistent/x.pem]\n");
         (Arc::new(Exposition::new(store.clone())), store)
     }
 

@@ -146,13 +146,7 @@ impl<'t> Family<'t> {
         series: &dyn Series,
         value: V,
     ) -> fmt::Result {
-        match self.verdict(series) {
-            Verdict::AsIs => ConstGauge::new(value).encode(m.encode_family(&With(series, None))?),
-            Verdict::Discriminated(d) => {
-                ConstGauge::new(value).encode(m.encode_family(&With(series, Some(&d)))?)
-            }
-            Verdict::Skip => Ok(()),
-        }
+        self.write(m, series, &ConstGauge::new(value))
     }
 
     /// Writes one counter sample.
@@ -162,13 +156,21 @@ impl<'t> Family<'t> {
         series: &dyn Series,
         value: V,
     ) -> fmt::Result {
-        match self.verdict(series) {
-            Verdict::AsIs => ConstCounter::new(value).encode(m.encode_family(&With(series, None))?),
-            Verdict::Discriminated(d) => {
-                ConstCounter::new(value).encode(m.encode_family(&With(series, Some(&d)))?)
-            }
-            Verdict::Skip => Ok(()),
-        }
+        self.write(m, series, &ConstCounter::new(value))
+    }
+
+    fn write(
+        &mut self,
+        m: &mut MetricEncoder<'_>,
+        series: &dyn Series,
+        metric: &dyn EncodeMetric,
+    ) -> fmt::Result {
+        let discriminator = match self.verdict(series) {
+            Verdict::AsIs => None,
+            Verdict::Discriminated(d) => Some(d),
+            Verdict::Skip => return Ok(()),
+        };
+        metric.encode(m.encode_family(&With(series, discriminator.as_deref()))?)
     }
 }
 

@@ -197,6 +197,18 @@ pub fn lay_out(config: &Config, store: &Store) {
     store.apply(plan(config, &mut HashMap::new(), &mut Ids::default()).layout);
 }
 
+/// A store laid out for the configuration `yaml`, for unit tests of what
+/// reads a store.
+#[cfg(test)]
+pub(crate) fn test_store(yaml: &str) -> Arc<Store> {
+    let config = Config::from_yaml(yaml, std::path::Path::new("/")).unwrap_or_else(|e| {
+        panic!("test configuration: {e}");
+    });
+    let store = Arc::new(Store::new());
+    lay_out(&config, &store);
+    store
+}
+
 /// Runs every source exactly once, under the same concurrency limit and
 /// deadlines as the daemon, and returns when all results are in `store`
 /// (laid out here). This is `certinel check`.

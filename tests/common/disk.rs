@@ -44,3 +44,23 @@ pub fn secret_volume(dir: &Path, stamp: &str, files: &[(&str, &str)]) {
         }
     }
 }
+
+/// A FIFO at `path`.
+pub fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Whether this process can open a file whose mode is 000 (root, or
+/// CAP_DAC_OVERRIDE): then permission errors cannot be produced in-process.
+pub fn permission_checks_bypassed(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let probe = write(dir, "perm-probe", "x");
+    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let bypassed = std::fs::File::open(&probe).is_ok();
+    std::fs::remove_file(&probe).unwrap();
+    bypassed
+}

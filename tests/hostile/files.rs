@@ -6,7 +6,6 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,31 +103,6 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Unsigned big-endian bytes → decimal, independently of certinel.
-fn decimal(bytes: &[u8]) -> String {
-    let mut digits: Vec<u32> = vec![0];
-    for &b in bytes {
-        let mut carry = u32::from(b);
-        for d in digits.iter_mut() {
-            let v = *d * 256 + carry;
-            *d = v % 10;
-            carry = v / 10;
-        }
-        while carry > 0 {
-            digits.push(carry % 10);
-            carry /= 10;
-        }
-    }
-    while digits.len() > 1 && digits.last() == Some(&0) {
-        digits.pop();
-    }
-    digits
-        .iter()
-        .rev()
-        .map(|d| char::from_digit(*d, 10).unwrap())
-        .collect()
-}
-
 /// `depth` SEQUENCEs nested inside each other, definite lengths.
 fn nested_definite(depth: usize) -> Vec<u8> {
     let mut inner = Vec::new();
@@ -136,21 +110,6 @@ fn nested_definite(depth: usize) -> Vec<u8> {
         inner = der::tlv(0x30, &inner);
     }
     inner
-}
-
-fn mkfifo(path: &Path) {
-    let status = Command::new("mkfifo").arg(path).status().unwrap();
-    assert!(status.success(), "mkfifo {}", path.display());
-}
-
-/// Whether this process ignores file modes (root): then an unreadable
-/// file cannot be produced and that case is skipped.
-fn modes_ignored(dir: &Path) -> bool {
-    let probe = write(dir, "mode-probe", "x");
-    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o000)).unwrap();
-    let ignored = std::fs::File::open(&probe).is_ok();
-    std::fs::remove_file(&probe).unwrap();
-    ignored
 }
 
 /// The table. `certs` is the directory the files go into.
@@ -292,7 +251,7 @@ fn table(certs: &Path, ca: &Ca) -> Vec<Case> {
         case("bad-utf8-cn.crt", bytes(with_cn(der::UTF8, b"x\xff\xfey")), Want::Certs(vec![na_with(raw_2040, &[("subject_CN", "x\u{ff}\u{fe}y")])])),
         case("serial-empty.crt", bytes(with_serial(&[])), Want::Certs(vec![na_with(raw_2040, &[("serial_number", "0")])])),
         case("serial-negative.crt", bytes(with_serial(&[0xff, 0x01])), Want::Certs(vec![na_with(raw_2040, &[("serial_number", "65281")])])),
-        case("serial-long.crt", bytes(with_serial(&long_serial)), Want::Certs(vec![na_with(raw_2040, &[("serial_number", &decimal(&long_serial))])])),
+        case("serial-long.crt", bytes(with_serial(&long_serial)), Want::Certs(vec![na_with(raw_2040, &[("serial_number", &decimal_of_be_bytes(&long_serial))])])),
         case("year-9999.crt", bytes(RawCert { not_after: der::generalized("99991231235959Z"), ..RawCert::new("forever") }.pem()), Want::Certs(vec![na(253_402_300_799)])),
         case("year-1950.crt", bytes(RawCert { not_before: der::utc("500101000000Z"), not_after: der::utc("500102000000Z"), ..RawCert::new("ancient") }.pem()), Want::Certs(vec![na(unix(1950, 1, 2, 0, 0, 0))])),
         case("inverted.crt", bytes(RawCert { not_before: der::utc("300101000000Z"), not_after: der::utc("250101000000Z"), ..RawCert::new("inverted") }.pem()), Want::Certs(vec![na_with(unix(2025, 1, 1, 0, 0, 0), &[("subject_CN", "inverted")])])),
@@ -302,7 +261,7 @@ fn table(certs: &Path, ca: &Ca) -> Vec<Case> {
         case(b"name-\xfe.crt", bytes(&b.cert_pem), Want::Certs(vec![na(b.not_after)])),
         case("ctl\x1b[2J\n.crt", bytes(&b.cert_pem), Want::Certs(vec![na(b.not_after)])),
     ];
-    if !modes_ignored(certs) {
+    if !permission_checks_bypassed(certs) {
         cases.push(case("unreadable.crt", Make::Unreadable(a.cert_pem.into_bytes()), err("permission_denied")));
     } else {
         eprintln!("running as root: the permission_denied case is skipped (tests/files.rs covers it through setpriv)");
