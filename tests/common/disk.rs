@@ -64,3 +64,16 @@ pub fn permission_checks_bypassed(dir: &Path) -> bool {
     std::fs::remove_file(&probe).unwrap();
     bypassed
 }
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

@@ -90,19 +90,6 @@ fn unix(y: i32, mo: u8, d: u8, h: u8, mi: u8, s: u8) -> i64 {
         .unix_timestamp()
 }
 
-/// Deterministic pseudo-random bytes (xorshift).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// `depth` SEQUENCEs nested inside each other, definite lengths.
 fn nested_definite(depth: usize) -> Vec<u8> {
     let mut inner = Vec::new();
