@@ -3,14 +3,21 @@
 //! Both sources (files and TLS endpoints) hand raw bytes to this module and
 //! get back [`CertFacts`], so a certificate is described the same way
 //! wherever it was seen: [`parse_der`] for one certificate,
-//! [`decode_bundle`] for a PEM bundle or DER file.
+//! [`decode_bundle`] for a PEM bundle or DER file, [`decode_file`] for any
+//! file format certinel reads (keystores: `pkcs12`, `jks`; kubeconfigs:
+//! `kubeconfig`; CRLs, as [`CrlFacts`], beside certificates: `crl`).
 //!
 //! Facts are shared, not copied (`intern`): the same intermediate served
 //! by a thousand endpoints, or the same CA in many bundles, is parsed once
 //! and stored once.
 
+mod crl;
+mod format;
 mod intern;
+mod jks;
+pub mod kubeconfig;
 mod pem;
+mod pkcs12;
 #[cfg(test)]
 mod properties;
 
@@ -24,6 +31,8 @@ use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
 use crate::text::printable;
 
+pub use crl::{parse_crl, CrlFacts};
+pub use format::{decode_file, Decoded, Format};
 pub use pem::{decode_bundle, Bundle};
 
 /// The SHA-256 of a certificate's DER: its identity.
@@ -109,6 +118,13 @@ pub enum DecodeError {
     /// Readable, but holds no certificate (a key-only file, say).
     #[error("no certificate found")]
     NoCertificateFound,
+    /// A keystore that does not open with the configured password.
+    #[error("wrong password: {0}")]
+    BadPassphrase(String),
+    /// A keystore that needs a password, and none is configured (or the
+    /// configured one cannot be read).
+    #[error("password required: {0}")]
+    PassphraseRequired(String),
 }
 
 /// Parses one DER-encoded certificate.
@@ -143,7 +159,7 @@ fn facts(cert: &X509Certificate<'_>, sha256: Sha256) -> CertFacts {
     }
 }
 
-fn name_fields(name: &X509Name<'_>) -> NameFields {
+pub(super) fn name_fields(name: &X509Name<'_>) -> NameFields {
     NameFields {
         cn: name
             .iter_common_name()

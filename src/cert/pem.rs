@@ -1,4 +1,4 @@
-//! PEM bundles and DER files → certificates.
+//! PEM bundles and DER files → certificates (and CRLs).
 //!
 //! The PEM reader is certinel's own rather than a library's because it must
 //! survive damage: a bundle with one block of bad base64, or a `BEGIN`
@@ -12,10 +12,10 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 
-use super::{parse_der, CertFacts, DecodeError};
+use super::{parse_crl, parse_der, CertFacts, CrlFacts, DecodeError};
 
-/// What a bundle held: every certificate that decoded, in order, and the
-/// first problem met, if any.
+/// What a bundle held: every certificate that decoded, in order, every
+/// CRL, and the first problem met, if any.
 ///
 /// A bundle with one corrupt block still reports its good certificates, so
 /// a single bad entry never hides the expiry of the others; the error is
@@ -26,16 +26,22 @@ pub struct Bundle {
     pub certs: Vec<Arc<CertFacts>>,
     /// The first decoding problem, if any.
     pub error: Option<DecodeError>,
+    /// CRLs (`X509 CRL` blocks, or a DER CRL file), in file order.
+    pub crls: Vec<CrlFacts>,
 }
 
 impl Bundle {
-    fn problem(&mut self, e: DecodeError) {
+    /// Records `e` unless an earlier problem is already recorded.
+    pub(super) fn problem(&mut self, e: DecodeError) {
         self.error.get_or_insert(e);
     }
 }
 
 /// Block labels that hold one DER certificate.
 const CERTIFICATE_LABELS: [&[u8]; 3] = [b"CERTIFICATE", b"X509 CERTIFICATE", TRUSTED];
+
+/// The block label of a CRL (`openssl ca -gencrl`, RFC 7468 §5).
+const CRL_LABEL: &[u8] = b"X509 CRL";
 
 /// OpenSSL's `-trustout` form (Fedora's `ca-bundle.trust.crt`, what nginx
 /// reads with `PEM_read_bio_X509_AUX`): a DER certificate followed by its
@@ -67,6 +73,18 @@ pub fn decode_bundle(bytes: &[u8]) -> Bundle {
     let mut saw_cert_block = false;
     for block in Blocks::new(bytes) {
         match block {
+            Block::Complete { label, line, body } if label == CRL_LABEL => {
+                saw_cert_block = true;
+                match decode_base64(body) {
+                    Ok(der) => match parse_crl(&der) {
+                        Ok(crl) => bundle.crls.push(crl),
+                        Err(e) => bundle.problem(located(e, line)),
+                    },
+                    Err(e) => bundle.problem(DecodeError::BadPem(format!(
+                        "invalid base64 in the CRL block at line {line}: {e}"
+                    ))),
+                }
+            }
             Block::Complete { label, line, body } => {
                 if !CERTIFICATE_LABELS.contains(&label) {
                     continue;
@@ -86,14 +104,11 @@ pub fn decode_bundle(bytes: &[u8]) -> Bundle {
                 }
                 match parse_der(&der) {
                     Ok(facts) => bundle.certs.push(facts),
-                    Err(DecodeError::DecodeFailed(e)) => bundle.problem(DecodeError::DecodeFailed(
-                        format!("block at line {line}: {e}"),
-                    )),
-                    Err(e) => bundle.problem(e),
+                    Err(e) => bundle.problem(located(e, line)),
                 }
             }
             Block::Unterminated { label, line } => {
-                if CERTIFICATE_LABELS.contains(&label) {
+                if CERTIFICATE_LABELS.contains(&label) || label == CRL_LABEL {
                     saw_cert_block = true;
                 }
                 bundle.problem(DecodeError::BadPem(format!(
@@ -119,23 +134,41 @@ pub fn decode_bundle(bytes: &[u8]) -> Bundle {
     bundle
 }
 
+/// Names the block a decoding failure was found in.
+fn located(e: DecodeError, line: usize) -> DecodeError {
+    match e {
+        DecodeError::DecodeFailed(e) => {
+            DecodeError::DecodeFailed(format!("block at line {line}: {e}"))
+        }
+        other => other,
+    }
+}
+
 fn decode_der_file(bytes: &[u8]) -> Bundle {
-    // A DER certificate is an ASN.1 SEQUENCE; anything else is not worth
-    // handing to the parser and is simply "no certificate here".
+    // A DER certificate (or CRL) is an ASN.1 SEQUENCE; anything else is
+    // not worth handing to the parser and is simply "no certificate here".
     if bytes.first() != Some(&0x30) {
         return Bundle {
-            certs: Vec::new(),
             error: Some(DecodeError::NoCertificateFound),
+            ..Bundle::default()
         };
     }
     match parse_der(bytes) {
         Ok(facts) => Bundle {
             certs: vec![facts],
-            error: None,
+            ..Bundle::default()
         },
-        Err(e) => Bundle {
-            certs: Vec::new(),
-            error: Some(e),
+        // Both are a SEQUENCE of a SEQUENCE, an algorithm and a
+        // signature: only the parser can tell a CRL from a certificate.
+        Err(e) => match parse_crl(bytes) {
+            Ok(crl) => Bundle {
+                crls: vec![crl],
+                ..Bundle::default()
+            },
+            Err(_) => Bundle {
+                error: Some(e),
+                ..Bundle::default()
+            },
         },
     }
 }

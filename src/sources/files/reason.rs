@@ -26,6 +26,16 @@ pub enum FileErrorReason {
     DecodeFailed,
     /// Readable, but no certificate in it.
     NoCertificateFound,
+    /// A keystore that does not open with the configured password
+    /// (x509-certificate-exporter's name for it).
+    BadPassphrase,
+    /// A keystore that needs a password, and none is configured or the
+    /// configured one cannot be read.
+    PassphraseRequired,
+    /// A CRL whose `nextUpdate` has passed: relying parties refuse every
+    /// certificate it covers. Decided at scrape time, like
+    /// `x509_cert_expired`.
+    CrlStale,
 }
 
 impl FileErrorReason {
@@ -40,6 +50,9 @@ impl FileErrorReason {
             FileErrorReason::BadPem => "bad_pem",
             FileErrorReason::DecodeFailed => "decode_failed",
             FileErrorReason::NoCertificateFound => "no_certificate_found",
+            FileErrorReason::BadPassphrase => "bad_passphrase",
+            FileErrorReason::PassphraseRequired => "passphrase_required",
+            FileErrorReason::CrlStale => "crl_stale",
         }
     }
 
@@ -56,6 +69,8 @@ impl FileErrorReason {
             DecodeError::BadPem(_) => FileErrorReason::BadPem,
             DecodeError::DecodeFailed(_) => FileErrorReason::DecodeFailed,
             DecodeError::NoCertificateFound => FileErrorReason::NoCertificateFound,
+            DecodeError::BadPassphrase(_) => FileErrorReason::BadPassphrase,
+            DecodeError::PassphraseRequired(_) => FileErrorReason::PassphraseRequired,
         }
     }
 }
