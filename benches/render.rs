@@ -59,7 +59,7 @@ fn store_with(certs: usize) -> Arc<Store> {
             ));
             let report = FileReport {
                 certs: vec![Arc::new(facts(i))],
-                error: None,
+                ..FileReport::default()
             };
             (path, Arc::new(report))
         })

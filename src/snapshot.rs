@@ -68,7 +68,8 @@ pub struct SourceState {
     pub errors_total: BTreeMap<&'static str, u64>,
     /// Certificates currently tracked by this source.
     pub certificates: usize,
-    /// Files currently in error (file sources only).
+    /// Files in error at the last pass (file sources only; a CRL that
+    /// went stale since is counted at scrape time, not here).
     pub files_in_error: usize,
     /// The results.
     pub data: SourceData,
@@ -288,14 +289,15 @@ impl Store {
 
     /// Publishes a file source's pass. Ignored if the source is gone.
     pub fn publish_files(&self, source: SourceId, scan: FileScan, duration: Duration) {
+        let now_s = crate::clock::unix_secs(SystemTime::now());
         self.update(source, |state| {
             let mut in_error = 0;
             let mut certificates = 0;
             for report in scan.values() {
                 certificates += report.certs.len();
-                if let Some(e) = &report.error {
+                if let Some(reason) = report.reason_at(now_s) {
                     in_error += 1;
-                    *state.errors_total.entry(e.reason.as_str()).or_default() += 1;
+                    *state.errors_total.entry(reason.as_str()).or_default() += 1;
                 }
             }
             state.certificates = certificates;

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::snapshot::{SourceData, Store};
+use crate::sources::files::FileErrorReason;
 use crate::{metrics, scheduler, textfile};
 
 pub use args::{adhoc_config, merge};
@@ -100,6 +101,15 @@ pub struct Row {
     pub reason: Option<&'static str>,
     /// Error detail.
     pub detail: Option<String>,
+    /// `certificate`, or `crl` for a CRL (its `not_after` and `days_left`
+    /// are then its `nextUpdate`; `issuer_cn` names its issuer).
+    pub object: &'static str,
+    /// A CRL's `thisUpdate`, Unix seconds.
+    pub this_update: Option<i64>,
+    /// A kubeconfig certificate's role: `cluster` (CA) or `user`.
+    pub embedded_kind: Option<&'static str>,
+    /// A kubeconfig certificate's cluster or user name.
+    pub embedded_key: Option<String>,
 }
 
 impl Row {
@@ -111,12 +121,23 @@ impl Row {
         } else {
             format!("{} ({})", self.target, self.address)
         };
-        match self.chain_index {
+        let base = match self.chain_index {
+            Some(i) if self.object == OBJECT_CRL && i > 0 => return format!("{base} (CRL #{i})"),
+            _ if self.object == OBJECT_CRL => return format!("{base} (CRL)"),
             Some(i) if i > 0 => format!("{base} #{i}"),
+            _ => base,
+        };
+        match (self.embedded_kind, &self.embedded_key) {
+            (Some(kind), Some(key)) => format!("{base} ({kind} {key})"),
             _ => base,
         }
     }
 }
+
+/// [`Row::object`] of a certificate.
+pub const OBJECT_CERTIFICATE: &str = "certificate";
+/// [`Row::object`] of a CRL.
+pub const OBJECT_CRL: &str = "crl";
 
 /// Thresholds.
 #[derive(Debug, Clone, Copy)]
@@ -176,8 +197,12 @@ pub fn rows(store: &Store, t: Thresholds, now: SystemTime) -> Vec<Row> {
             chain_index: None,
             reason: None,
             detail: None,
+            object: OBJECT_CERTIFICATE,
+            this_update: None,
+            embedded_kind: None,
+            embedded_key: None,
         };
-        // (place template, certificates, error) for every place seen.
+        // (place template, certificates, roles) for every place seen.
         let mut places = Vec::new();
         match &source.data {
             SourceData::Files(scan) => {
@@ -188,7 +213,13 @@ pub fn rows(store: &Store, t: Thresholds, now: SystemTime) -> Vec<Row> {
                         detail: report.error.as_ref().map(|e| e.detail.clone()),
                         ..blank.clone()
                     };
-                    places.push((place, &report.certs));
+                    out.extend(crl_rows(&place, &report.crls, now));
+                    // A file of CRLs alone has its rows already.
+                    if report.certs.is_empty() && report.error.is_none() && !report.crls.is_empty()
+                    {
+                        continue;
+                    }
+                    places.push((place, &report.certs, report.roles.as_slice()));
                 }
             }
             SourceData::Endpoints(results) => {
@@ -201,12 +232,12 @@ pub fn rows(store: &Store, t: Thresholds, now: SystemTime) -> Vec<Row> {
                             detail: r.error.as_ref().map(|e| e.detail.clone()),
                             ..blank.clone()
                         };
-                        places.push((place, &r.chain));
+                        places.push((place, &r.chain, &[]));
                     }
                 }
             }
         }
-        for (place, certs) in places {
+        for (place, certs, roles) in places {
             if certs.is_empty() {
                 out.push(place);
                 continue;
@@ -225,6 +256,8 @@ pub fn rows(store: &Store, t: Thresholds, now: SystemTime) -> Vec<Row> {
                     issuer_cn: c.issuer.cn.to_string(),
                     serial_number: c.serial_number.to_string(),
                     chain_index: Some(i),
+                    embedded_kind: roles.get(i).map(|r| r.kind.as_str()),
+                    embedded_key: roles.get(i).map(|r| r.name.to_string()),
                     ..place.clone()
                 });
             }
@@ -238,6 +271,32 @@ pub fn rows(store: &Store, t: Thresholds, now: SystemTime) -> Vec<Row> {
         (Some(x), Some(y)) => x.total_cmp(&y).then_with(|| a.place().cmp(&b.place())),
     });
     out
+}
+
+/// A file's CRLs as rows: each judged on its `nextUpdate` alone (CRLs
+/// live days, not months, so the certificate thresholds do not apply):
+/// OK until it passes, then EXPIRED with reason `crl_stale`.
+fn crl_rows<'a>(
+    place: &'a Row,
+    crls: &'a [crate::cert::CrlFacts],
+    now: i64,
+) -> impl Iterator<Item = Row> + 'a {
+    crls.iter().enumerate().map(move |(i, crl)| {
+        let stale = crl.is_stale(now);
+        Row {
+            status: if stale { Status::Expired } else { Status::Ok },
+            days_left: crl.next_update.map(|n| (n - now) as f64 / 86_400.0),
+            not_after: crl.next_update,
+            issuer_cn: crl.issuer.cn.to_string(),
+            serial_number: crl.crl_number.to_string(),
+            chain_index: Some(i),
+            reason: stale.then_some(FileErrorReason::CrlStale.as_str()),
+            detail: stale.then(|| "the CRL's nextUpdate has passed".to_owned()),
+            object: OBJECT_CRL,
+            this_update: Some(crl.this_update),
+            ..place.clone()
+        }
+    })
 }
 
 /// The exit code for a set of rows.
@@ -273,6 +332,10 @@ pub(super) mod tests {
             chain_index: Some(0),
             reason: None,
             detail: None,
+            object: OBJECT_CERTIFICATE,
+            this_update: None,
+            embedded_kind: None,
+            embedded_key: None,
         }
     }
 

@@ -25,7 +25,11 @@ pub fn table(rows: &[Row], colour: bool) -> String {
                 r.status.label().to_owned(),
                 r.days_left.map(|d| format!("{d:.1}")).unwrap_or_default(),
                 r.not_after.map(date).unwrap_or_default(),
-                r.subject_cn.clone(),
+                if r.object == super::OBJECT_CRL {
+                    format!("CRL of {}", r.issuer_cn)
+                } else {
+                    r.subject_cn.clone()
+                },
                 r.place(),
                 r.reason.unwrap_or("").to_owned(),
             ]

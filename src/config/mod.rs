@@ -30,6 +30,7 @@ use std::time::Duration;
 use crate::filesystem;
 use crate::logging::{LogFormat, LogLevel};
 
+pub use crate::cert::Format;
 pub use error::ConfigError;
 pub(crate) use patterns::PatternKind;
 pub use patterns::{ExcludeSet, FilePattern};
@@ -128,6 +129,22 @@ pub struct FileSourceConfig {
     pub interval: Duration,
     /// Effective size cap.
     pub max_file_size: u64,
+    /// How its files are read (`format`, default `auto`).
+    pub format: Format,
+    /// Where the keystore password comes from, if anywhere.
+    pub password: Option<PasswordSource>,
+}
+
+/// Where a file source's keystore password comes from. Only the place is
+/// kept: the password itself is read on every pass (a rotated Secret is
+/// picked up) and never stored in the configuration, logged or exported.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PasswordSource {
+    /// `password_file`: a file holding the password (one trailing line
+    /// break is not part of it), such as a mounted Secret key.
+    File(PathBuf),
+    /// `password_env`: the name of an environment variable.
+    Env(String),
 }
 
 /// One `endpoints:` entry.
@@ -190,6 +207,7 @@ impl FileSourceConfig {
         }
         self.exclude.patterns().hash(&mut h);
         (self.interval, self.max_file_size).hash(&mut h);
+        (self.format, &self.password).hash(&mut h);
         h.finish()
     }
 }

@@ -11,6 +11,7 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 use super::values::{NameAttribute, RawSize, Starttls};
+use crate::cert::Format;
 use crate::logging::{LogFormat, LogLevel};
 
 /// The whole file.
@@ -64,6 +65,9 @@ pub(crate) struct RawFileSource {
     pub(crate) exclude: Option<Vec<String>>,
     pub(crate) interval: Option<String>,
     pub(crate) max_file_size: Option<RawSize>,
+    pub(crate) format: Option<Format>,
+    pub(crate) password_file: Option<String>,
+    pub(crate) password_env: Option<String>,
 }
 
 /// One `endpoints:` entry.

@@ -17,8 +17,8 @@ use super::raw::{RawConfig, RawEndpointSource, RawFileSource, RawTarget};
 use super::values::{self, RawSize};
 use super::{
     absolute, Config, ConfigError, EndpointSourceConfig, EndpointTarget, ExcludeSet, FilePattern,
-    FileSourceConfig, Global, LogSettings, MetricsSettings, TlsSettings, DEFAULT_CONCURRENCY,
-    DEFAULT_INTERVAL, DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT,
+    FileSourceConfig, Global, LogSettings, MetricsSettings, PasswordSource, TlsSettings,
+    DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_MAX_FILE_SIZE, DEFAULT_TIMEOUT,
 };
 
 /// What every check needs besides the value itself.
@@ -238,6 +238,8 @@ fn file_source(
             .map_err(|e| ctx.error(format!("{at}.exclude[{j}]"), e))?;
     }
     let exclude = ExcludeSet::new(&exclude).map_err(|e| ctx.error(format!("{at}.exclude"), e))?;
+    let format = raw.format.unwrap_or_default();
+    let password = password_source(ctx, at, raw, format)?;
     Ok(FileSourceConfig {
         name,
         paths,
@@ -253,7 +255,54 @@ fn file_source(
             raw.max_file_size.as_ref(),
             global.max_file_size,
         )?,
+        format,
+        password,
     })
+}
+
+/// `password_file` or `password_env`: one of them, for a format that has
+/// passwords, and a variable that is set (the environment does not change
+/// while certinel runs, so an unset one would never work).
+fn password_source(
+    ctx: &Ctx<'_>,
+    at: &str,
+    raw: &RawFileSource,
+    format: crate::cert::Format,
+) -> Result<Option<PasswordSource>, ConfigError> {
+    let source = match (&raw.password_file, &raw.password_env) {
+        (Some(_), Some(_)) => {
+            return Err(ctx.error(
+                format!("{at}.password_env"),
+                "set password_file or password_env, not both",
+            ))
+        }
+        (Some(file), None) => {
+            let key = format!("{at}.password_file");
+            (key.clone(), PasswordSource::File(ctx.path(&key, file)?))
+        }
+        (None, Some(name)) => {
+            let key = format!("{at}.password_env");
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(ctx.error(key, format!("{name:?} is not an environment variable name")));
+            }
+            if std::env::var_os(name).is_none() {
+                return Err(ctx.error(key, format!("environment variable {name:?} is not set")));
+            }
+            (key, PasswordSource::Env(name.clone()))
+        }
+        (None, None) => return Ok(None),
+    };
+    let (key, source) = source;
+    if !format.takes_password() {
+        return Err(ctx.error(
+            key,
+            format!(
+                "format {} has no password: only keystores (format auto, pkcs12 or jks) are opened with one",
+                format.as_str()
+            ),
+        ));
+    }
+    Ok(Some(source))
 }
 
 fn endpoint_source(

@@ -329,7 +329,7 @@ mod tests {
     fn publish_cert(store: &Store, not_after: i64) {
         let report = crate::sources::files::FileReport {
             certs: vec![facts_expiring_at(not_after)],
-            error: None,
+            ..Default::default()
         };
         let scan = [(std::path::PathBuf::from("/x.pem"), Arc::new(report))]
             .into_iter()

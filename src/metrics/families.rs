@@ -11,10 +11,15 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeMet
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
-use super::labels::{for_each_cert, for_each_probe, CertLabels, Probe, ProbeLabels};
+use super::labels::{
+    for_each_cert, for_each_crl, for_each_kubeconfig_cert, for_each_probe, CertLabels, Probe,
+    ProbeLabels,
+};
 use super::names::*;
 use super::series::{Family, Pairs, Series, Twins};
+use crate::cert::CrlFacts;
 use crate::clock::{unix_seconds, unix_secs};
+use crate::config::MetricsSettings;
 use crate::snapshot::{SourceData, SourceState, Store};
 use crate::sources::SourceKind;
 use crate::text::path_label;
@@ -57,6 +62,40 @@ impl Collector for StoreCollector {
         cert_family(&mut enc, EXPIRED, EXPIRED_HELP, &|l| {
             i64::from(now_s > l.facts.not_after)
         })?;
+
+        // 1b. CRLs.
+        crl_family(
+            &mut enc,
+            CRL_THIS_UPDATE,
+            CRL_THIS_UPDATE_HELP,
+            sources,
+            settings,
+            |c| Some(c.this_update),
+        )?;
+        crl_family(
+            &mut enc,
+            CRL_NEXT_UPDATE,
+            CRL_NEXT_UPDATE_HELP,
+            sources,
+            settings,
+            |c| c.next_update,
+        )?;
+        crl_family(
+            &mut enc,
+            CRL_STALE,
+            CRL_STALE_HELP,
+            sources,
+            settings,
+            |c| Some(i64::from(c.is_stale(now_s))),
+        )?;
+        crl_family(
+            &mut enc,
+            CRL_NUMBER,
+            CRL_NUMBER_HELP,
+            sources,
+            settings,
+            |c| Some(c.number_value()),
+        )?;
 
         // 2. Endpoint probes.
         let probes = Twins::find(|f| for_each_probe(sources, |p| f(&p.labels)));
@@ -108,14 +147,21 @@ impl Collector for StoreCollector {
         served_stale(&mut enc, sources)?;
 
         // 3. File sources.
-        file_errors(&mut enc, sources)?;
+        file_errors(&mut enc, sources, now_s)?;
+        // Counted now rather than at the pass: a CRL goes stale with the
+        // clock.
         let read_errors: usize = sources
             .iter()
-            .filter(|s| matches!(s.data, SourceData::Files(_)))
-            .map(|s| s.files_in_error)
-            .sum();
+            .filter_map(|s| match &s.data {
+                SourceData::Files(scan) => Some(scan),
+                SourceData::Endpoints(_) => None,
+            })
+            .flat_map(|scan| scan.values())
+            .filter(|report| report.reason_at(now_s).is_some())
+            .count();
         let m = enc.encode_descriptor(READ_ERRORS, READ_ERRORS_HELP, None, MetricType::Gauge)?;
         ConstGauge::new(read_errors as i64).encode(m)?;
+        kubeconfig_info(&mut enc, sources)?;
 
         // 4. The exporter itself. Families of one series, or one per
         // kind, cannot repeat a label set.
@@ -251,19 +297,63 @@ fn served_stale(enc: &mut DescriptorEncoder<'_>, sources: &[Arc<SourceState>]) -
     })
 }
 
+/// An `x509_crl_*` family: `value` of every CRL that has one.
+fn crl_family<V: EncodeGaugeValue>(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    sources: &[Arc<SourceState>],
+    settings: &MetricsSettings,
+    value: impl Fn(&CrlFacts) -> Option<V>,
+) -> std::fmt::Result {
+    let twins = Twins::find(|f| for_each_crl(sources, settings, |l| f(l)));
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    let mut family = Family::new(&twins);
+    for_each_crl(sources, settings, |l| match value(l.crl) {
+        Some(v) => family.gauge(&mut m, l, v),
+        None => Ok(()),
+    })
+}
+
+/// `certinel_kubeconfig_cert_info`: the role of each kubeconfig
+/// certificate, joined to `x509_cert_*` on `source_name`, `filepath` and
+/// `chain_index`.
+fn kubeconfig_info(
+    enc: &mut DescriptorEncoder<'_>,
+    sources: &[Arc<SourceState>],
+) -> std::fmt::Result {
+    let twins = Twins::find(|f| {
+        for_each_kubeconfig_cert(sources, |labels, raw| f(&Pairs::with_raw(labels, raw)))
+    });
+    let mut m = enc.encode_descriptor(
+        KUBECONFIG_INFO,
+        KUBECONFIG_INFO_HELP,
+        None,
+        MetricType::Gauge,
+    )?;
+    let mut family = Family::new(&twins);
+    for_each_kubeconfig_cert(sources, |labels, raw| {
+        family.gauge(&mut m, &Pairs::with_raw(labels, raw), 1)
+    })
+}
+
 /// `certinel_file_error_info`.
-fn file_errors(enc: &mut DescriptorEncoder<'_>, sources: &[Arc<SourceState>]) -> std::fmt::Result {
+fn file_errors(
+    enc: &mut DescriptorEncoder<'_>,
+    sources: &[Arc<SourceState>],
+    now_s: i64,
+) -> std::fmt::Result {
     let each = |f: &mut dyn FnMut(&dyn Series) -> std::fmt::Result| {
         for source in sources {
             let SourceData::Files(scan) = &source.data else {
                 continue;
             };
             for (path, report) in scan.iter() {
-                if let Some(e) = &report.error {
+                if let Some(reason) = report.reason_at(now_s) {
                     let labels = [
                         ("source_name", source.name.as_str()),
                         ("filepath", &path_label(path)),
-                        ("reason", e.reason.as_str()),
+                        ("reason", reason.as_str()),
                     ];
                     f(&Pairs::with_raw(
                         &labels,

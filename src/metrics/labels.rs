@@ -10,11 +10,12 @@ use std::sync::Arc;
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 
 use super::series::{hash_label, hex8, short_hash, Series};
-use crate::cert::{CertFacts, NameFields};
+use crate::cert::{CertFacts, CrlFacts, NameFields};
 use crate::config::{MetricsSettings, NameAttribute};
 use crate::snapshot::{SourceData, SourceState};
 use crate::sources::endpoint::restart::Verdict;
 use crate::sources::endpoint::AddressReport;
+use crate::sources::files::CertRole;
 use crate::sources::SourceKind;
 use crate::text::path_label;
 
@@ -119,6 +120,115 @@ impl Series for CertLabels<'_> {
     fn discriminator(&self) -> String {
         hex8(&self.facts.sha256)
     }
+}
+
+/// One CRL and where it was seen: the `x509_crl_*` label set, the
+/// certificate schema's names for what a CRL has (no subject, no serial).
+pub(super) struct CrlLabels<'a> {
+    pub(super) source_name: &'a str,
+    pub(super) filepath: Cow<'a, str>,
+    pub(super) filename: Cow<'a, str>,
+    /// Position among the file's CRLs.
+    pub(super) chain_index: usize,
+    pub(super) crl: &'a CrlFacts,
+    pub(super) settings: &'a MetricsSettings,
+}
+
+impl CrlLabels<'_> {
+    fn each(&self, mut f: impl FnMut(&str, &str) -> fmt::Result) -> fmt::Result {
+        f("source_kind", SourceKind::File.as_str())?;
+        f("source_name", self.source_name)?;
+        f("filepath", &self.filepath)?;
+        f("filename", &self.filename)?;
+        f("chain_index", itoa(self.chain_index, &mut [0; 20]))?;
+        f("issuer_CN", &self.crl.issuer.cn)?;
+        f("issuer_O", &self.crl.issuer.o)?;
+        extra(
+            &self.settings.issuer_labels,
+            "issuer",
+            &self.crl.issuer,
+            &mut f,
+        )
+    }
+}
+
+impl EncodeLabelSet for CrlLabels<'_> {
+    fn encode(&self, e: &mut LabelSetEncoder<'_>) -> fmt::Result {
+        self.each(|k, v| (k, v).encode(e.encode_label()))
+    }
+}
+
+impl Series for CrlLabels<'_> {
+    fn hash_labels(&self, h: &mut dyn Hasher) {
+        let _ = self.each(|k, v| {
+            hash_label(h, k, v);
+            Ok(())
+        });
+    }
+
+    /// The CRL's SHA-256, as for certificates.
+    fn discriminator(&self) -> String {
+        hex8(&self.crl.sha256)
+    }
+}
+
+/// Calls `f` for every CRL in the snapshot, in a stable order.
+pub(super) fn for_each_crl<'a>(
+    sources: &'a [Arc<SourceState>],
+    settings: &'a MetricsSettings,
+    mut f: impl FnMut(&CrlLabels<'a>) -> fmt::Result,
+) -> fmt::Result {
+    for source in sources {
+        let SourceData::Files(scan) = &source.data else {
+            continue;
+        };
+        for (path, report) in scan.iter().filter(|(_, r)| !r.crls.is_empty()) {
+            let (filepath, filename) = path_labels(path);
+            for (chain_index, crl) in report.crls.iter().enumerate() {
+                f(&CrlLabels {
+                    source_name: &source.name,
+                    filepath: filepath.clone(),
+                    filename: filename.clone(),
+                    chain_index,
+                    crl,
+                    settings,
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Calls `f` with the labels of `certinel_kubeconfig_cert_info` for every
+/// certificate found in a kubeconfig, and the raw path for the
+/// discriminator.
+pub(super) fn for_each_kubeconfig_cert(
+    sources: &[Arc<SourceState>],
+    mut f: impl FnMut(&[(&str, &str)], &[u8]) -> fmt::Result,
+) -> fmt::Result {
+    for source in sources {
+        let SourceData::Files(scan) = &source.data else {
+            continue;
+        };
+        for (path, report) in scan.iter().filter(|(_, r)| !r.roles.is_empty()) {
+            let filepath = path_label(path);
+            for (chain_index, role) in report.roles.iter().enumerate() {
+                let role: &CertRole = role;
+                let referenced = role.file.as_deref().map(path_label).unwrap_or_default();
+                let mut digits = [0; 20];
+                let labels = [
+                    ("source_name", source.name.as_str()),
+                    ("filepath", &filepath),
+                    ("chain_index", itoa(chain_index, &mut digits)),
+                    ("embedded_kind", role.kind.as_str()),
+                    ("embedded_key", &role.name),
+                    ("referenced_file", &referenced),
+                ];
+                f(&labels, path.as_os_str().as_encoded_bytes())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `source_name`, `target`, `server_name`, `address` of an endpoint probe,

@@ -77,14 +77,24 @@ pub fn valid_until(snapshot: &Snapshot, now: SystemTime) -> Option<SystemTime> {
     };
     // `x509_cert_expired` is `now_s > not_after`: it flips when the clock
     // reaches the second after `not_after`.
+    let mut consider_second_after = |unix: i64| {
+        let flip = u64::try_from(unix.saturating_add(1))
+            .ok()
+            .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)));
+        if let Some(flip) = flip {
+            consider(flip);
+        }
+    };
     let _ = labels::for_each_cert(&snapshot.sources, &snapshot.metrics, |l| {
         if l.facts.not_after >= now_s {
-            let flip = u64::try_from(l.facts.not_after.saturating_add(1))
-                .ok()
-                .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)));
-            if let Some(flip) = flip {
-                consider(flip);
-            }
+            consider_second_after(l.facts.not_after);
+        }
+        Ok(())
+    });
+    // `x509_crl_stale` (and `crl_stale`) flip the same way at `nextUpdate`.
+    let _ = labels::for_each_crl(&snapshot.sources, &snapshot.metrics, |l| {
+        if let Some(next) = l.crl.next_update.filter(|&next| next >= now_s) {
+            consider_second_after(next);
         }
         Ok(())
     });

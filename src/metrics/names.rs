@@ -29,6 +29,21 @@ pub(super) const SERVED_STALE: &str = "certinel_served_cert_stale";
 pub(super) const SERVED_STALE_HELP: &str =
     "1 when the server presents an older certificate than its expect_file holds (restart pending), 0 otherwise.";
 
+pub(super) const CRL_THIS_UPDATE: &str = "x509_crl_this_update";
+pub(super) const CRL_THIS_UPDATE_HELP: &str =
+    "thisUpdate of the CRL (when it was issued), Unix seconds.";
+pub(super) const CRL_NEXT_UPDATE: &str = "x509_crl_next_update";
+pub(super) const CRL_NEXT_UPDATE_HELP: &str =
+    "nextUpdate of the CRL (when the next one is due), Unix seconds.";
+pub(super) const CRL_STALE: &str = "x509_crl_stale";
+pub(super) const CRL_STALE_HELP: &str =
+    "1 if the CRL is stale (now > nextUpdate), else 0 (evaluated at scrape time).";
+pub(super) const CRL_NUMBER: &str = "x509_crl_number";
+pub(super) const CRL_NUMBER_HELP: &str = "The CRL's cRLNumber extension; 0 if absent.";
+pub(super) const KUBECONFIG_INFO: &str = "certinel_kubeconfig_cert_info";
+pub(super) const KUBECONFIG_INFO_HELP: &str =
+    "Role of a certificate found in a kubeconfig: embedded_kind cluster (CA) or user (client), embedded_key its name.";
+
 pub(super) const FILE_ERROR_INFO: &str = "certinel_file_error_info";
 pub(super) const FILE_ERROR_INFO_HELP: &str =
     "Present while a file cannot be used; the reason label says why.";

@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::{Config, PasswordSource};
 use crate::snapshot::Store;
 use crate::watch::FileWatcher;
 use file_task::{file_loop, file_pass, FileState};
@@ -129,7 +129,11 @@ impl Scheduler {
         let poke = Arc::new(Notify::new());
         let (source, target, watch) = match work {
             Work::File { id, source } => {
-                let roots = source.paths.iter().flat_map(|p| p.watch_roots()).collect();
+                let mut roots: Vec<_> = source.paths.iter().flat_map(|p| p.watch_roots()).collect();
+                // A fixed password opens the keystores at once.
+                if let Some(PasswordSource::File(file)) = &source.password {
+                    roots.extend(file.parent().map(|dir| (dir.to_owned(), false)));
+                }
                 self.tracker.spawn(file_loop(
                     id,
                     source,

@@ -1,5 +1,7 @@
 //! The file source: expand paths, directories and globs (`expand`),
-//! read each file safely (`read`), decode its certificates.
+//! read each file safely (`read`), decode its certificates and CRLs in the
+//! source's `format` — keystores opened with the source's `password`, a
+//! kubeconfig's referenced files read like any other (`kubeconfig`).
 //!
 //! A file is only opened once its metadata says it is a regular file no
 //! larger than the cap, and it is opened non-blocking, so a FIFO or a device
@@ -9,6 +11,8 @@
 //! is a per-file report with a reason from the closed set in `reason`.
 
 mod expand;
+mod kubeconfig;
+mod password;
 mod read;
 mod reason;
 
@@ -16,31 +20,50 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::cert::CertFacts;
+use crate::cert::{CertFacts, CrlFacts};
 use crate::config::FileSourceConfig;
 
 use expand::{expand, ByBytes, Found};
-use read::read_cached;
+pub use kubeconfig::CertRole;
+use password::Password;
+use read::{read_cached, Reading};
 pub use read::{read_one, FileCache};
 pub use reason::{FileError, FileErrorReason};
 
 /// What one file yielded.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FileReport {
-    /// Certificates in file order.
+    /// Certificates in file (or store) order.
     pub certs: Vec<Arc<CertFacts>>,
     /// Set while the file cannot be (fully) used.
     pub error: Option<FileError>,
+    /// CRLs in file order.
+    pub crls: Vec<CrlFacts>,
+    /// For a kubeconfig, the role of each certificate (parallel to
+    /// `certs`); empty for other files.
+    pub roles: Vec<Arc<CertRole>>,
 }
 
 impl FileReport {
     pub(crate) fn failed(reason: FileErrorReason, detail: impl Into<String>) -> FileReport {
         FileReport {
-            certs: Vec::new(),
             error: Some(FileError {
                 reason,
                 detail: detail.into(),
             }),
+            ..FileReport::default()
+        }
+    }
+
+    /// The reason this file is in error at `now_s` (Unix seconds): its
+    /// read or decoding problem, else `crl_stale` when one of its CRLs is
+    /// past its `nextUpdate`. Staleness comes with the clock, not with a
+    /// pass, which is why it is not stored in `error`.
+    pub fn reason_at(&self, now_s: i64) -> Option<FileErrorReason> {
+        match &self.error {
+            Some(e) => Some(e.reason),
+            None if self.crls.iter().any(|c| c.is_stale(now_s)) => Some(FileErrorReason::CrlStale),
+            None => None,
         }
     }
 }
@@ -57,13 +80,20 @@ pub fn scan(source: &FileSourceConfig, cache: &mut FileCache) -> FileScan {
     }
     let mut next = HashMap::with_capacity(found.len());
     let mut out = Vec::with_capacity(found.len());
+    let (password, password_file) = Password::load(source.password.as_ref());
+    let reading = Reading {
+        cap: source.max_file_size,
+        format: source.format,
+        password: &password,
+        password_file: password_file.as_ref(),
+    };
     for (ByBytes(path), preset) in found {
         if source.exclude.is_excluded(&path) {
             continue;
         }
         let report = match preset {
             Some(report) => Arc::new(report),
-            None => read_cached(&path, source.max_file_size, cache, &mut next),
+            None => read_cached(&path, &reading, cache, &mut next),
         };
         out.push((path, report));
     }
@@ -90,6 +120,8 @@ mod tests {
             exclude: ExcludeSet::new(&exclude).unwrap(),
             interval: std::time::Duration::from_secs(60),
             max_file_size: 1024,
+            format: crate::config::Format::Auto,
+            password: None,
         }
     }
 

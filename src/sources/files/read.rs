@@ -1,5 +1,6 @@
 //! Reading one file: the safety checks of [`filesystem`], the cache of
-//! unchanged files, and every failure turned into a [`FileReport`].
+//! unchanged files, decoding in the source's `format`, and every failure
+//! turned into a [`FileReport`].
 
 use std::collections::HashMap;
 use std::fs::Metadata;
@@ -7,8 +8,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{FileError, FileErrorReason, FileReport};
-use crate::cert;
+use super::password::Password;
+use super::{kubeconfig, FileError, FileErrorReason, FileReport};
+use crate::cert::{self, Bundle, DecodeError, Decoded, Format};
 use crate::filesystem::{self, FileIdentity, ReadError};
 
 /// Results of the previous pass, keyed by path, so unchanged files are not
@@ -19,8 +21,51 @@ pub struct FileCache {
     entries: Entries,
 }
 
-/// A cache's contents: a file's identity when it was read, and the result.
-pub(super) type Entries = HashMap<PathBuf, (FileIdentity, Arc<FileReport>)>;
+/// A cache's contents, by path.
+pub(super) type Entries = HashMap<PathBuf, Cached>;
+
+/// A file's identity when it was read, what else its result depends on,
+/// and the result.
+#[derive(Debug)]
+pub(super) struct Cached {
+    identity: FileIdentity,
+    dependencies: Box<[Dependency]>,
+    report: Arc<FileReport>,
+}
+
+/// Another file a result was decoded with: a kubeconfig's referenced
+/// certificate, the keystore password. A change to it invalidates the
+/// result as a change to the file itself would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Dependency {
+    /// Where it is.
+    pub(crate) path: PathBuf,
+    /// Its identity when read; `None` when it could not be `stat`ed.
+    pub(crate) identity: Option<FileIdentity>,
+}
+
+impl Dependency {
+    /// Whether the file is as it was, and quiet enough to trust that.
+    fn unchanged(&self) -> bool {
+        match std::fs::metadata(&self.path) {
+            Ok(meta) => Some(FileIdentity::of(&meta)) == self.identity && !recently_modified(&meta),
+            Err(_) => self.identity.is_none(),
+        }
+    }
+}
+
+/// How the files of one pass are read.
+#[derive(Debug)]
+pub(crate) struct Reading<'a> {
+    /// `max_file_size`, for the files and what they reference.
+    pub(crate) cap: u64,
+    /// The source's `format`.
+    pub(crate) format: Format,
+    /// The keystore password for this pass.
+    pub(crate) password: &'a Password,
+    /// The password file, when there is one.
+    pub(crate) password_file: Option<&'a Dependency>,
+}
 
 impl FileCache {
     /// Keeps exactly `next`: the files of the latest pass.
@@ -35,37 +80,62 @@ fn stat_readable(path: &Path, cap: u64) -> Result<Metadata, FileReport> {
     filesystem::stat_regular(path, cap).map_err(|e| read_failure(path, e))
 }
 
-/// Reads and decodes one file with the same safety checks as a scan,
-/// without a cache. Blocking.
+/// Reads and decodes one PEM/DER file with the same safety checks as a
+/// scan, without a cache. Blocking.
 pub fn read_one(path: &Path, cap: u64) -> FileReport {
+    let reading = Reading {
+        cap,
+        format: Format::Pem,
+        password: &Password::None,
+        password_file: None,
+    };
     match stat_readable(path, cap) {
-        Ok(_) => read_file(path, cap),
+        Ok(_) => read_file(path, &reading).0,
         Err(report) => report,
     }
 }
 
 pub(super) fn read_cached(
     path: &Path,
-    cap: u64,
+    reading: &Reading<'_>,
     cache: &FileCache,
     next: &mut Entries,
 ) -> Arc<FileReport> {
-    let meta = match stat_readable(path, cap) {
+    let meta = match stat_readable(path, reading.cap) {
         Ok(m) => m,
         Err(report) => return Arc::new(report),
     };
-    let fingerprint = FileIdentity::of(&meta);
-    if let Some((fp, report)) = cache.entries.get(path) {
+    let identity = FileIdentity::of(&meta);
+    if let Some(cached) = cache.entries.get(path) {
         // A file rewritten in place within one timestamp tick keeps its
         // size and times; only trust the cache for files that have been
         // quiet for a while (git's "racy clean" rule).
-        if *fp == fingerprint && !recently_modified(&meta) {
-            next.insert(path.to_owned(), (fingerprint, report.clone()));
-            return report.clone();
+        if cached.identity == identity
+            && !recently_modified(&meta)
+            && cached.dependencies.iter().all(Dependency::unchanged)
+        {
+            let report = cached.report.clone();
+            next.insert(
+                path.to_owned(),
+                Cached {
+                    identity,
+                    dependencies: cached.dependencies.clone(),
+                    report: report.clone(),
+                },
+            );
+            return report;
         }
     }
-    let report = Arc::new(read_file(path, cap));
-    next.insert(path.to_owned(), (fingerprint, report.clone()));
+    let (report, dependencies) = read_file(path, reading);
+    let report = Arc::new(report);
+    next.insert(
+        path.to_owned(),
+        Cached {
+            identity,
+            dependencies: dependencies.into(),
+            report: report.clone(),
+        },
+    );
     report
 }
 
@@ -79,22 +149,54 @@ fn recently_modified(meta: &Metadata) -> bool {
     })
 }
 
-fn read_file(path: &Path, cap: u64) -> FileReport {
-    let bytes = match filesystem::read_regular(path, cap) {
+/// Reads and decodes `path`; returns the report and the other files it
+/// was decoded with.
+fn read_file(path: &Path, reading: &Reading<'_>) -> (FileReport, Vec<Dependency>) {
+    let mut dependencies: Vec<Dependency> = reading.password_file.into_iter().cloned().collect();
+    let bytes = match filesystem::read_regular(path, reading.cap) {
         Ok(bytes) => bytes,
-        Err(e) => return read_failure(path, e),
+        Err(e) => return (read_failure(path, e), dependencies),
     };
-    let bundle = cert::decode_bundle(&bytes);
+    let password = match reading.password {
+        Password::Text(secret) => Some(secret.bytes()),
+        Password::None | Password::Unavailable(_) => None,
+    };
+    let report = match cert::decode_file(&bytes, reading.format, password) {
+        Decoded::Bundle(mut bundle) => {
+            // Say why there is no password, when one is configured.
+            if let (Some(DecodeError::PassphraseRequired(_)), Password::Unavailable(why)) =
+                (&bundle.error, reading.password)
+            {
+                bundle.error = Some(DecodeError::PassphraseRequired(why.clone()));
+            }
+            report_of(bundle)
+        }
+        Decoded::Kubeconfig(entries) => {
+            kubeconfig::assemble(path, entries, reading.cap, &mut dependencies)
+        }
+    };
+    (report, dependencies)
+}
+
+/// A decoded bundle as a file's report.
+pub(super) fn report_of(bundle: Bundle) -> FileReport {
     FileReport {
         certs: bundle.certs,
-        error: bundle.error.map(|e| FileError {
-            reason: FileErrorReason::from_decode(&e),
-            detail: e.to_string(),
-        }),
+        error: bundle.error.map(|e| decode_failure(&e)),
+        crls: bundle.crls,
+        roles: Vec::new(),
     }
 }
 
-fn read_failure(path: &Path, e: ReadError) -> FileReport {
+/// A decoding problem as a file error.
+pub(super) fn decode_failure(e: &DecodeError) -> FileError {
+    FileError {
+        reason: FileErrorReason::from_decode(e),
+        detail: e.to_string(),
+    }
+}
+
+pub(super) fn read_failure(path: &Path, e: ReadError) -> FileReport {
     match e {
         ReadError::Io(e) => io_failure(path, &e),
         ReadError::NotRegular(_) => {
