@@ -87,7 +87,7 @@ pub fn parse_crl(der: &[u8]) -> Result<CrlFacts, DecodeError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A CRL signed by a fresh CA, with the given update times.

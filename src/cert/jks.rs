@@ -181,7 +181,7 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A store of `certs` as trusted entries (version 2), sealed with

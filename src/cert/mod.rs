@@ -13,6 +13,8 @@
 
 mod crl;
 mod format;
+#[cfg(test)]
+mod format_properties;
 mod intern;
 mod jks;
 pub mod kubeconfig;

@@ -1,6 +1,7 @@
 //! Shared test helpers, one home per concept: certificates minted per test
 //! with chosen validity (`pki`), files laid out on disk (`disk`), servers
-//! on loopback for certinel to probe (`tls_server`), the real certinel
+//! on loopback for certinel to probe (`tls_server`), keystores and CRLs
+//! made by openssl and keytool (`stores`), the real certinel
 //! binary (`daemon`), the one HTTP client (`http`), reading `/metrics`
 //! (`exposition`), the real Prometheus tools (`prometheus`), and bounded
 //! waiting (`wait`).
@@ -13,6 +14,7 @@ pub mod exposition;
 pub mod http;
 pub mod pki;
 pub mod prometheus;
+pub mod stores;
 pub mod tls_server;
 pub mod wait;
 
@@ -22,5 +24,6 @@ pub use exposition::*;
 pub use http::*;
 pub use pki::*;
 pub use prometheus::*;
+pub use stores::*;
 pub use tls_server::*;
 pub use wait::*;

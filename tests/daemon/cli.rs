@@ -166,6 +166,18 @@ rejects! {
     config_check_rejects_invalid_yaml_syntax_with_line:
         "invalid-yaml-syntax.yaml" =>
         ["did not find expected ',' or ']'", "line 4"];
+    config_check_rejects_an_unknown_format:
+        "invalid-format.yaml" =>
+        ["files[0].format: unknown variant `pfx`", "`auto`, `pem`, `pkcs12`, `jks`, `kubeconfig`", "line 4"];
+    config_check_rejects_password_file_and_env_together:
+        "invalid-password-file-and-env.yaml" =>
+        ["files[0].password_env: set password_file or password_env, not both", "line 5"];
+    config_check_rejects_a_password_for_a_format_without_one:
+        "invalid-password-for-pem-format.yaml" =>
+        ["files[0].password_file: format pem has no password", "line 5"];
+    config_check_rejects_an_unset_password_env:
+        "invalid-password-env-unset.yaml" =>
+        ["files[0].password_env: environment variable \"CERTINEL_TEST_UNSET_PASSWORD_VARIABLE\" is not set", "line 5"];
 }
 
 #[test]

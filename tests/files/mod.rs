@@ -2,7 +2,7 @@
 //! behaviour first through the library (`files::scan`, every pass bounded
 //! in time), then through the real binary and `/metrics`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,12 @@ mod changes;
 /// PEM bundles, DER, combined cert+key files, CRLF; serial numbers; the
 /// full label set of a bundle on `/metrics`.
 mod formats;
+/// PKCS#12 and JKS keystores from openssl, keytool and cert-manager's
+/// layout: store order, passwords and their reasons, `certinel check`.
+mod keystores;
+/// kubeconfigs (embedded and referenced certificates, their roles) and
+/// CRLs (update times, issuer, staleness) from openssl.
+mod kubeconfigs_and_crls;
 /// Globs, excludes, duplicates, relative paths, symlink loops and the
 /// kubelet's secret volumes.
 mod paths;
