@@ -35,6 +35,10 @@ struct Fixture {
     _stuck: TcpListener,
     refused: SocketAddr,
     garbage: PathBuf,
+    /// A CRL past its nextUpdate.
+    stale_crl: PathBuf,
+    /// A JKS truststore whose password file holds the wrong password.
+    keystore: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -79,15 +83,40 @@ impl Fixture {
         let refused = closed_port();
         let stuck = TcpListener::bind("127.0.0.1:0").unwrap();
         let certs_glob = dir.path().join("certs").join("*.pem");
+        // Keystores, kubeconfigs and CRLs: a stale CRL, a keystore with
+        // the wrong password, a kubeconfig embedding the CA.
+        let stores = dir.path().join("stores");
+        let stale_crl = openssl_crl(
+            &stores,
+            "stale.crl",
+            &ca.cert,
+            "20240101000000Z",
+            "20240108000000Z",
+        );
+        let keystore =
+            keytool_truststore(&stores, "truststore.jks", &[&ca.cert], "jks", "changeit");
+        write(dir.path(), "keystore-password", "wrong");
+        use base64::Engine as _;
+        write(
+            &stores,
+            "admin.conf",
+            format!(
+                "clusters:\n- name: fixture\n  cluster:\n    certificate-authority-data: {}\n",
+                base64::engine::general_purpose::STANDARD.encode(&ca.cert.cert_pem)
+            ),
+        );
 
         let certinel = Daemon::start(
             dir.path(),
             &format!(
                 "global:\n  interval: {TICK}\n  timeout: {TICK}\n\
                  files:\n  - name: dash-files\n    paths: [{glob}]\n\
+                 \x20 - name: dash-formats\n    paths: [{stores}]\n    password_file: {password}\n\
                  endpoints:\n  - name: dash-endpoints\n    targets: [\"{good}\", \"{refused}\"]\n    ca_file: {ca}\n\
                  \x20 - name: dash-stuck\n    targets: [\"{stuck}\"]\n    interval: 120s\n    timeout: 120s\n",
                 glob = yaml_str(&certs_glob),
+                stores = yaml_str(&stores.join("*")),
+                password = yaml_str(&dir.path().join("keystore-password")),
                 ca = yaml_str(&ca_path),
                 stuck = stuck.local_addr().unwrap(),
             ),
@@ -95,10 +124,12 @@ impl Fixture {
         let refused_s = refused.to_string();
         certinel.wait_for(Duration::from_secs(20), |m| {
             m.has("x509_cert_not_after", &[("subject_CN", "good-endpoint")])
-                && m.find("x509_cert_not_after", &[("source_kind", "file")])
+                && m.find("x509_cert_not_after", &[("source_name", "dash-files")])
                     .len()
                     == 4
-                && m.has("certinel_file_error_info", &[])
+                && m.has("certinel_file_error_info", &[("reason", "bad_passphrase")])
+                && m.has("certinel_file_error_info", &[("reason", "crl_stale")])
+                && m.has("certinel_kubeconfig_cert_info", &[])
                 && m.has(
                     "certinel_tls_handshake_error_info",
                     &[("target", &refused_s), ("reason", "refused")],
@@ -124,6 +155,8 @@ impl Fixture {
             _stuck: stuck,
             refused,
             garbage,
+            stale_crl,
+            keystore,
             _dir: dir,
         }
     }

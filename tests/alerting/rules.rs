@@ -105,6 +105,18 @@ fn every_problem_raises_its_alert_from_real_certinel_data() {
             "dash-stuck".into(),
             "has not completed a pass".into(),
         ),
+        (
+            "CertinelCRLStale",
+            "filepath",
+            fx.stale_crl.display().to_string(),
+            "is stale since".into(),
+        ),
+        (
+            "CertinelKeystorePasswordFailing",
+            "filepath",
+            fx.keystore.display().to_string(),
+            "does not open: bad_passphrase".into(),
+        ),
     ];
     let deadline = Instant::now() + Duration::from_secs(30);
     let active = loop {
