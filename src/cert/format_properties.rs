@@ -1,21 +1,9 @@
 //! Property tests over the file formats: keystores, kubeconfigs and CRLs
 //! are hostile input too. Arbitrary bytes, and real files with bytes
 //! flipped or cut, never panic, and decode to certificates or a reason.
+use super::properties::sample_der as sample_cert;
 use super::*;
 use proptest::prelude::*;
-
-/// A real certificate, minted once.
-fn sample_cert() -> &'static [u8] {
-    static DER: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    DER.get_or_init(|| {
-        let mut params = rcgen::CertificateParams::new(vec!["f.test".to_owned()]).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "formats");
-        let key = rcgen::KeyPair::generate().unwrap();
-        params.self_signed(&key).unwrap().der().to_vec()
-    })
-}
 
 /// Real files of every format, made once: a PKCS#12 truststore (a low
 /// iteration count keeps the cases fast), a JKS, a kubeconfig, a CRL.

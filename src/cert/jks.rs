@@ -208,13 +208,7 @@ pub(super) mod tests {
     }
 
     fn der(cn: &str) -> Vec<u8> {
-        let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, cn);
-        let key = rcgen::KeyPair::generate().unwrap();
-        params.self_signed(&key).unwrap().der().to_vec()
+        crate::cert::tests::named(cn).der().to_vec()
     }
 
     #[test]

@@ -178,13 +178,7 @@ mod tests {
     use super::*;
 
     fn pem(cn: &str) -> String {
-        let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, cn);
-        let key = rcgen::KeyPair::generate().unwrap();
-        params.self_signed(&key).unwrap().pem()
+        crate::cert::tests::named(cn).pem()
     }
 
     fn b64(s: &str) -> String {

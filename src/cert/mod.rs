@@ -229,8 +229,19 @@ fn decode_attr(attr: &AttributeTypeAndValue<'_>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// A self-signed certificate named `cn` and nothing else.
+    pub(in crate::cert) fn named(cn: &str) -> rcgen::Certificate {
+        let mut params = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap()
+    }
 
     fn cert(cn: &str, not_after: (i32, u8, u8)) -> rcgen::Certificate {
         let mut params = rcgen::CertificateParams::new(vec!["example.test".to_owned()]).unwrap();

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 
 /// A real certificate to mutate (the same for every case: minting
 /// one per case would dominate the run time).
-fn sample_der() -> &'static [u8] {
+pub(super) fn sample_der() -> &'static [u8] {
     static DER: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     DER.get_or_init(|| {
         let mut params = rcgen::CertificateParams::new(vec!["p.test".to_owned()]).unwrap();

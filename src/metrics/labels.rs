@@ -102,25 +102,35 @@ fn itoa(n: usize, buf: &mut [u8; 20]) -> &str {
     std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
-impl EncodeLabelSet for CertLabels<'_> {
-    fn encode(&self, e: &mut LabelSetEncoder<'_>) -> fmt::Result {
-        self.each(|k, v| (k, v).encode(e.encode_label()))
-    }
+/// `EncodeLabelSet` and `Series` for a label set with an `each` method,
+/// so the encoder and the uniqueness guard read the very same labels;
+/// `$discriminator` tells apart two series whose labels are equal.
+macro_rules! label_set {
+    ($type:ident, |$this:ident| $discriminator:expr) => {
+        impl EncodeLabelSet for $type<'_> {
+            fn encode(&self, e: &mut LabelSetEncoder<'_>) -> fmt::Result {
+                self.each(|k, v| (k, v).encode(e.encode_label()))
+            }
+        }
+
+        impl Series for $type<'_> {
+            fn hash_labels(&self, h: &mut dyn Hasher) {
+                let _ = self.each(|k, v| {
+                    hash_label(h, k, v);
+                    Ok(())
+                });
+            }
+
+            fn discriminator(&self) -> String {
+                let $this = self;
+                $discriminator
+            }
+        }
+    };
 }
 
-impl Series for CertLabels<'_> {
-    fn hash_labels(&self, h: &mut dyn Hasher) {
-        let _ = self.each(|k, v| {
-            hash_label(h, k, v);
-            Ok(())
-        });
-    }
-
-    /// The contract's discriminator: the certificate's SHA-256.
-    fn discriminator(&self) -> String {
-        hex8(&self.facts.sha256)
-    }
-}
+// The contract's discriminator: the certificate's SHA-256.
+label_set!(CertLabels, |this| hex8(&this.facts.sha256));
 
 /// One CRL and where it was seen: the `x509_crl_*` label set, the
 /// certificate schema's names for what a CRL has (no subject, no serial).
@@ -152,25 +162,8 @@ impl CrlLabels<'_> {
     }
 }
 
-impl EncodeLabelSet for CrlLabels<'_> {
-    fn encode(&self, e: &mut LabelSetEncoder<'_>) -> fmt::Result {
-        self.each(|k, v| (k, v).encode(e.encode_label()))
-    }
-}
-
-impl Series for CrlLabels<'_> {
-    fn hash_labels(&self, h: &mut dyn Hasher) {
-        let _ = self.each(|k, v| {
-            hash_label(h, k, v);
-            Ok(())
-        });
-    }
-
-    /// The CRL's SHA-256, as for certificates.
-    fn discriminator(&self) -> String {
-        hex8(&self.crl.sha256)
-    }
-}
+// The CRL's SHA-256, as for certificates.
+label_set!(CrlLabels, |this| hex8(&this.crl.sha256));
 
 /// Calls `f` for every CRL in the snapshot, in a stable order.
 pub(super) fn for_each_crl<'a>(
@@ -255,32 +248,18 @@ impl ProbeLabels<'_> {
     }
 }
 
-impl EncodeLabelSet for ProbeLabels<'_> {
-    fn encode(&self, e: &mut LabelSetEncoder<'_>) -> fmt::Result {
-        self.each(|k, v| (k, v).encode(e.encode_label()))
-    }
-}
-
-impl Series for ProbeLabels<'_> {
-    fn hash_labels(&self, h: &mut dyn Hasher) {
-        let _ = self.each(|k, v| {
-            hash_label(h, k, v);
-            Ok(())
-        });
-    }
-
-    fn discriminator(&self) -> String {
-        let mut raw = Vec::new();
-        let _ = self.each(|k, v| {
-            raw.extend_from_slice(k.as_bytes());
-            raw.push(0);
-            raw.extend_from_slice(v.as_bytes());
-            raw.push(0);
-            Ok(())
-        });
-        short_hash(&raw)
-    }
-}
+// A probe has no certificate: the hash of its labels.
+label_set!(ProbeLabels, |this| {
+    let mut raw = Vec::new();
+    let _ = this.each(|k, v| {
+        raw.extend_from_slice(k.as_bytes());
+        raw.push(0);
+        raw.extend_from_slice(v.as_bytes());
+        raw.push(0);
+        Ok(())
+    });
+    short_hash(&raw)
+});
 
 /// `filepath` and `filename` of a file.
 pub(super) fn path_labels(path: &Path) -> (Cow<'_, str>, Cow<'_, str>) {

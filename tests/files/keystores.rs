@@ -202,15 +202,21 @@ fn cert_manager_yaml(password: &str) -> String {
     daemon_yaml(&["tls"], &format!("    exclude: [\"*.key\"]\n{password}"))
 }
 
-#[test]
-fn daemon_exports_cert_manager_keystores_and_follows_the_password() {
+/// A cert-manager Secret in a new directory, and a configuration
+/// reading it with `password` (a `password_*` line).
+fn cert_manager_config(password: &str) -> (tempfile::TempDir, Ca, Minted, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let (ca, leaf) = chain();
     cert_manager_secret(dir.path(), &ca, &leaf);
-    let daemon = Daemon::start(
-        dir.path(),
-        &cert_manager_yaml("    password_file: keystore-password/password\n"),
-    );
+    let config = write(dir.path(), "certinel.yaml", cert_manager_yaml(password));
+    (dir, ca, leaf, config)
+}
+
+#[test]
+fn daemon_exports_cert_manager_keystores_and_follows_the_password() {
+    let (dir, ca, leaf, config) =
+        cert_manager_config("    password_file: keystore-password/password\n");
+    let daemon = Launch::new(&config).start();
     let at = |m: &Exposition, file: &str, i: &str| {
         let path = s(&dir.path().join("tls").join(file));
         m.find(
@@ -280,14 +286,7 @@ fn daemon_exports_cert_manager_keystores_and_follows_the_password() {
 
 #[test]
 fn daemon_takes_the_password_from_the_environment_and_never_shows_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, leaf) = chain();
-    cert_manager_secret(dir.path(), &ca, &leaf);
-    let config = write(
-        dir.path(),
-        "certinel.yaml",
-        cert_manager_yaml("    password_env: KEYSTORE_PASSWORD\n"),
-    );
+    let (dir, _, _, config) = cert_manager_config("    password_env: KEYSTORE_PASSWORD\n");
     let daemon = Launch::new(&config)
         .env("KEYSTORE_PASSWORD", "s3cret")
         .start();
@@ -306,14 +305,8 @@ fn daemon_takes_the_password_from_the_environment_and_never_shows_it() {
 
 #[test]
 fn check_shows_keystore_certificates_in_its_table_and_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ca, leaf) = chain();
-    cert_manager_secret(dir.path(), &ca, &leaf);
-    let config = write(
-        dir.path(),
-        "certinel.yaml",
-        cert_manager_yaml("    password_file: keystore-password/password\n"),
-    );
+    let (dir, _, leaf, config) =
+        cert_manager_config("    password_file: keystore-password/password\n");
     let check = |extra: &[&str]| {
         let mut args = vec!["check", "--config.file", config.to_str().unwrap()];
         args.extend_from_slice(extra);
