@@ -47,7 +47,9 @@ pub(super) fn decode_jks(bytes: &[u8], password: Option<&str>) -> Bundle {
     };
     let (body, digest) = bytes.split_at(body_len);
     if let Err(e) = read_entries(body, &mut bundle) {
-        bundle.problem(DecodeError::DecodeFailed(e));
+        bundle.problem(DecodeError::DecodeFailed(format!(
+            "not a readable JKS keystore: {e}"
+        )));
         return bundle;
     }
     match password {

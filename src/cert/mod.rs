@@ -114,8 +114,10 @@ pub enum DecodeError {
     /// PEM armour present but broken (missing END line, bad base64, …).
     #[error("broken PEM armour: {0}")]
     BadPem(String),
-    /// A certificate block (or DER file) that is not a valid certificate.
-    #[error("not a valid X.509 certificate: {0}")]
+    /// A certificate block (or DER file) that is not a valid certificate;
+    /// a keystore, kubeconfig or CRL that does not decode. The text says
+    /// which.
+    #[error("{0}")]
     DecodeFailed(String),
     /// Readable, but holds no certificate (a key-only file, say).
     #[error("no certificate found")]
@@ -138,11 +140,11 @@ pub fn parse_der(der: &[u8]) -> Result<Arc<CertFacts>, DecodeError> {
 }
 
 fn parse_uncached(der: &[u8], sha256: Sha256) -> Result<CertFacts, DecodeError> {
-    let (rest, cert) =
-        X509Certificate::from_der(der).map_err(|e| DecodeError::DecodeFailed(e.to_string()))?;
+    let (rest, cert) = X509Certificate::from_der(der)
+        .map_err(|e| DecodeError::DecodeFailed(format!("not a valid X.509 certificate: {e}")))?;
     if !rest.is_empty() {
         return Err(DecodeError::DecodeFailed(format!(
-            "{} trailing bytes after the certificate",
+            "not a valid X.509 certificate: {} trailing bytes after the certificate",
             rest.len()
         )));
     }

@@ -14,6 +14,26 @@ use p12_keystore::Pkcs12Archive;
 
 use super::{parse_der, Bundle, DecodeError};
 
+/// Each encrypted item costs a key derivation of up to a million
+/// iterations (the crate's cap), about a second of CPU: a store written to
+/// waste a pass on them is refused instead. Real stores hold one key and
+/// one or two encrypted bags.
+const MAX_ENCRYPTED_ITEMS: usize = 32;
+
+/// The DER of the OIDs of what is decrypted: `pkcs8ShroudedKeyBag`
+/// (1.2.840.113549.1.12.10.1.2) and `encryptedData` (1.2.840.113549.1.7.6).
+/// Counted in the raw bytes, they bound the work before any is done (items
+/// inside encrypted content need the password, which a hostile file does
+/// not have).
+const ENCRYPTED_ITEMS: [&[u8]; 2] = [
+    &[
+        0x06, 0x0b, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x0a, 0x01, 0x02,
+    ],
+    &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x06,
+    ],
+];
+
 /// Whether `bytes` start like a PFX: a SEQUENCE whose first element is
 /// the INTEGER 3 (its version). Certificates and CRLs start with a
 /// SEQUENCE in a SEQUENCE instead.
@@ -33,6 +53,18 @@ pub(super) fn looks_like_pkcs12(bytes: &[u8]) -> bool {
 /// `-passout pass:` open with it); when that fails too, the store wants
 /// a password that is not configured.
 pub(super) fn decode_pkcs12(bytes: &[u8], password: Option<&str>) -> Bundle {
+    let encrypted = ENCRYPTED_ITEMS
+        .iter()
+        .map(|oid| bytes.windows(oid.len()).filter(|w| w == oid).count())
+        .sum::<usize>();
+    if encrypted > MAX_ENCRYPTED_ITEMS {
+        return Bundle {
+            error: Some(DecodeError::DecodeFailed(format!(
+                "{encrypted} encrypted items in one PKCS#12 store (more than {MAX_ENCRYPTED_ITEMS}): not opened"
+            ))),
+            ..Bundle::default()
+        };
+    }
     let archive = match Pkcs12Archive::from_pkcs12(bytes, password.unwrap_or("")) {
         Ok(archive) => archive,
         Err(e) => {
@@ -91,6 +123,19 @@ mod tests {
         assert!(!looks_like_pkcs12(&[0x30, 0x82, 0x01, 0x00, 0x30, 0x82]));
         assert!(!looks_like_pkcs12(&[0x30, 0x89]));
         assert!(!looks_like_pkcs12(b""));
+    }
+
+    #[test]
+    fn a_store_of_many_encrypted_items_is_refused_before_any_work() {
+        let mut bytes = vec![0x30, 0x80, 0x02, 0x01, 0x03];
+        for _ in 0..=MAX_ENCRYPTED_ITEMS {
+            bytes.extend_from_slice(ENCRYPTED_ITEMS[0]);
+        }
+        let bundle = decode_pkcs12(&bytes, Some("x"));
+        let Some(DecodeError::DecodeFailed(detail)) = &bundle.error else {
+            panic!("{:?}", bundle.error)
+        };
+        assert!(detail.contains("encrypted items"), "{detail}");
     }
 
     #[test]

@@ -163,7 +163,12 @@ fn table(certs: &Path, ca: &Ca) -> Vec<Case> {
         case("utf16-pem.crt", bytes(utf16), err("no_certificate_found")),
         case("key-only.crt", bytes(&key), err("no_certificate_found")),
         case("csr.crt", bytes(csr), err("no_certificate_found")),
-        case("crl.crt", bytes(der::pem("X509 CRL", &noise(300, 3))), err("no_certificate_found")),
+        // CRLs are read: noise in a CRL block is a broken CRL.
+        case("crl.crt", bytes(der::pem("X509 CRL", &noise(300, 3))), err("decode_failed")),
+        // Keystores and kubeconfigs by content: their magic, then noise.
+        case("noise-jks.crt", bytes([&[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2][..], &noise(300, 11)].concat()), err("decode_failed")),
+        case("noise-p12.crt", bytes([&[0x30, 0x82, 0x01, 0x00, 0x02, 0x01, 0x03][..], &noise(300, 12)].concat()), err("decode_failed")),
+        case("laughs.crt", bytes(yaml_laughs()), err("decode_failed")),
         case("pkcs7.crt", bytes(der::pem("PKCS7", &noise(300, 4))), err("no_certificate_found")),
         case("exactly-cap.crt", bytes(vec![b'A'; mib]), err("no_certificate_found")),
         // Broken armour.
@@ -572,4 +577,16 @@ fn path_labels_tell_a_backslash_from_an_escaped_byte() {
         .map(|s| s.labels["filepath"].as_str())
         .collect();
     assert_eq!(paths.len(), 2, "{}", m.text);
+}
+
+/// A kubeconfig-looking YAML whose aliases would expand to a billion
+/// nodes: refused by the parser's repetition limit, quickly.
+fn yaml_laughs() -> String {
+    let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
+    for (prev, name) in "abcdefgh".chars().zip("bcdefghi".chars()) {
+        let refs = vec![format!("*{prev}"); 9].join(", ");
+        text.push_str(&format!("{name}: &{name} [{refs}]\n"));
+    }
+    text.push_str("clusters: [{name: c, cluster: {certificate-authority-data: *i}}]\n");
+    text
 }
