@@ -424,13 +424,15 @@ fn relayout(old: Option<&SourceState>, layout: SourceLayout, now: SystemTime) ->
             files_in_error: 0,
             data: match layout.kind {
                 SourceKind::File => SourceData::Files(Arc::default()),
-                SourceKind::Endpoint => SourceData::Endpoints(EndpointResults {
-                    targets: Arc::from(Vec::new()),
-                    ids: Arc::from(Vec::new()),
-                    reports: Vec::new(),
-                    pending: Vec::new(),
-                    round_started: now,
-                }),
+                SourceKind::Endpoint | SourceKind::Probe => {
+                    SourceData::Endpoints(EndpointResults {
+                        targets: Arc::from(Vec::new()),
+                        ids: Arc::from(Vec::new()),
+                        reports: Vec::new(),
+                        pending: Vec::new(),
+                        round_started: now,
+                    })
+                }
             },
         },
     };
