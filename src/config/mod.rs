@@ -33,6 +33,7 @@ use std::time::Duration;
 use crate::filesystem;
 use crate::logging::{LogFormat, LogLevel};
 
+pub(crate) use allowlist::is_dns_name;
 pub use allowlist::{Allowlist, Network, Refusal};
 pub use error::ConfigError;
 pub(crate) use patterns::PatternKind;
