@@ -205,6 +205,11 @@ fn parse_target(raw: &str) -> Result<EndpointTarget, NotProbed> {
             "missing target parameter (expected target=host:port)".to_owned(),
         ));
     }
+    if raw.contains("://") {
+        return Err(NotProbed::BadRequest(format!(
+            "invalid target {raw:?}: expected host:port, not a URL"
+        )));
+    }
     if raw.len() > MAX_TARGET_LEN || raw.trim() != raw {
         return Err(NotProbed::BadRequest(format!(
             "invalid target {:?}: expected host:port",
