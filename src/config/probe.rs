@@ -142,11 +142,7 @@ fn module(
         global.timeout,
         TIMEOUT,
     )?;
-    let expect_file = raw
-        .expect_file
-        .as_ref()
-        .map(|p| ctx.path(&format!("{at}.expect_file"), p))
-        .transpose()?;
+    let expect_file = ctx.optional_path(&format!("{at}.expect_file"), raw.expect_file.as_ref())?;
     let tls = ctx.tls(
         &at,
         raw.ca_file.as_ref(),

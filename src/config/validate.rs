@@ -52,6 +52,15 @@ impl Ctx<'_> {
         })
     }
 
+    /// [`path`](Self::path), when one is written.
+    pub(super) fn optional_path(
+        &self,
+        key: &str,
+        raw: Option<&String>,
+    ) -> Result<Option<PathBuf>, ConfigError> {
+        raw.map(|p| self.path(key, p)).transpose()
+    }
+
     pub(super) fn duration(
         &self,
         key: &str,
@@ -82,10 +91,7 @@ impl Ctx<'_> {
         client_cert: Option<&String>,
         client_key: Option<&String>,
     ) -> Result<TlsSettings, ConfigError> {
-        let file = |key: &str, raw: Option<&String>| -> Result<Option<PathBuf>, ConfigError> {
-            raw.map(|p| self.path(&format!("{at}.{key}"), p))
-                .transpose()
-        };
+        let file = |key: &str, raw| self.optional_path(&format!("{at}.{key}"), raw);
         let (ca_file, client_cert, client_key) = (
             file("ca_file", ca_file)?,
             file("client_cert", client_cert)?,
@@ -334,11 +340,7 @@ fn endpoint_source(
         Some(sn) => Some(check_server_name(ctx, &format!("{at}.server_name"), sn)?),
         None => None,
     };
-    let expect_file = raw
-        .expect_file
-        .as_ref()
-        .map(|p| ctx.path(&format!("{at}.expect_file"), p))
-        .transpose()?;
+    let expect_file = ctx.optional_path(&format!("{at}.expect_file"), raw.expect_file.as_ref())?;
     let tls = ctx.tls(
         at,
         raw.ca_file.as_ref(),
