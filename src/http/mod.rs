@@ -3,6 +3,7 @@
 //!
 //! * `routes`: `/metrics`, `/-/healthy`, `/-/ready`,
 //!   `POST /-/reload` and the landing page, over `AppState`;
+//! * `probe`: `/probe`, one target probed on request;
 //! * `listener`: the accept loop, one task per connection, timeouts, the
 //!   graceful drain; `limits`: the connection cap and the descriptors it
 //!   leaves the sources; `write_timeout`: the write timeout hyper lacks;
@@ -18,6 +19,7 @@ mod headers;
 mod landing;
 mod limits;
 mod listener;
+mod probe;
 mod routes;
 mod shutdown;
 mod tls;
