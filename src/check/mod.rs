@@ -113,6 +113,31 @@ pub struct Row {
 }
 
 impl Row {
+    /// A failure of `source_name` with nothing known yet: what every row
+    /// starts from.
+    pub(crate) fn blank(source_kind: &'static str, source_name: String) -> Row {
+        Row {
+            status: Status::Error,
+            days_left: None,
+            not_after: None,
+            subject_cn: String::new(),
+            issuer_cn: String::new(),
+            serial_number: String::new(),
+            source_kind,
+            source_name,
+            filepath: String::new(),
+            target: String::new(),
+            address: String::new(),
+            chain_index: None,
+            reason: None,
+            detail: None,
+            object: OBJECT_CERTIFICATE,
+            this_update: None,
+            embedded_kind: None,
+            embedded_key: None,
+        }
+    }
+
     pub(crate) fn place(&self) -> String {
         let base = if self.source_kind == "file" {
             self.filepath.clone()
@@ -182,26 +207,7 @@ pub fn rows(store: &Store, t: Thresholds, now: SystemTime) -> Vec<Row> {
     let snapshot = store.load();
     let mut out = Vec::new();
     for source in &snapshot.sources {
-        let blank = Row {
-            status: Status::Error,
-            days_left: None,
-            not_after: None,
-            subject_cn: String::new(),
-            issuer_cn: String::new(),
-            serial_number: String::new(),
-            source_kind: source.kind.as_str(),
-            source_name: source.name.clone(),
-            filepath: String::new(),
-            target: String::new(),
-            address: String::new(),
-            chain_index: None,
-            reason: None,
-            detail: None,
-            object: OBJECT_CERTIFICATE,
-            this_update: None,
-            embedded_kind: None,
-            embedded_key: None,
-        };
+        let blank = Row::blank(source.kind.as_str(), source.name.clone());
         // (place template, certificates, roles) for every place seen.
         let mut places = Vec::new();
         match &source.data {
@@ -322,20 +328,9 @@ pub(super) mod tests {
             days_left: days,
             not_after: days.map(|d| (d * 86_400.0) as i64),
             subject_cn: "cn".into(),
-            issuer_cn: String::new(),
-            serial_number: String::new(),
-            source_kind: "file",
-            source_name: "f".into(),
             filepath: "/x.pem".into(),
-            target: String::new(),
-            address: String::new(),
             chain_index: Some(0),
-            reason: None,
-            detail: None,
-            object: OBJECT_CERTIFICATE,
-            this_update: None,
-            embedded_kind: None,
-            embedded_key: None,
+            ..Row::blank("file", "f".into())
         }
     }
 
