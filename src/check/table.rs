@@ -43,7 +43,7 @@ pub fn table(rows: &[Row], colour: bool) -> String {
             let pad = w - cell.chars().count();
             let right = i == 1;
             let (pre, post) = match status {
-                Some(s) if i == 0 && colour => (s.colour(), "\x1b[0m"),
+                Some(s) if i == 0 && colour => (ansi(s), "\x1b[0m"),
                 _ => ("", ""),
             };
             if i > 0 {
@@ -68,6 +68,15 @@ pub fn table(rows: &[Row], colour: bool) -> String {
     out
 }
 
+/// The ANSI colour of a status: green, yellow, red.
+fn ansi(status: Status) -> &'static str {
+    match status {
+        Status::Ok => "\x1b[32m",
+        Status::Warn => "\x1b[33m",
+        _ => "\x1b[31m",
+    }
+}
+
 /// Whether to colour: stdout is a terminal and `NO_COLOR` is unset.
 pub fn use_colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
@@ -85,7 +94,7 @@ fn date(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::tests::row;
+    use crate::report::tests::row;
 
     #[test]
     fn table_is_aligned_and_uncoloured_when_asked() {

@@ -1,0 +1,390 @@
+//! What certinel knows, as rows people and scripts read: one [`Row`] per
+//! certificate in every place it was seen (or per failing place that
+//! yielded none), and one [`SourceRow`] per source.
+//!
+//! One model for every reader: `certinel check` prints it (table or
+//! JSON), `/status` renders it as HTML and `/api/v1/...` serves it as
+//! JSON, so the three can never disagree. It is built from a
+//! [`Snapshot`] alone — no I/O — like `/metrics`.
+//!
+//! A new kind of fact is one field on [`Row`] (serialised under its own
+//! name, documented in `docs/api.md`) and one line where the place or the
+//! certificate is turned into a row.
+
+mod filter;
+mod sources;
+
+use std::cmp::Ordering;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::cert::CertFacts;
+use crate::snapshot::{SourceData, SourceState};
+use crate::sources::endpoint::restart::Verdict;
+use crate::text::{path_label, printable};
+
+pub use crate::snapshot::Snapshot;
+pub use filter::{Filter, Summary, UnknownStatus, Which};
+pub use sources::{sources, SourceRow};
+
+/// How a row stands, least urgent first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// More than the warning threshold left.
+    Ok,
+    /// Less than the warning threshold left.
+    Warn,
+    /// Less than the critical threshold left.
+    Crit,
+    /// NotAfter has passed.
+    Expired,
+    /// The file or probe failed.
+    Error,
+}
+
+impl Status {
+    /// Every status, least urgent first.
+    pub const ALL: [Status; 5] = [
+        Status::Ok,
+        Status::Warn,
+        Status::Crit,
+        Status::Expired,
+        Status::Error,
+    ];
+
+    /// The JSON value (and query parameter): `ok`, `warn`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Crit => "crit",
+            Status::Expired => "expired",
+            Status::Error => "error",
+        }
+    }
+
+    /// The word people read: `OK`, `WARN`, …
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warn => "WARN",
+            Status::Crit => "CRIT",
+            Status::Expired => "EXPIRED",
+            Status::Error => "ERROR",
+        }
+    }
+}
+
+/// How the certificate a server presents relates to the one in the file it
+/// loads at start-up (its `expect_file`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Restart {
+    /// The server presents the certificate in the file.
+    Current,
+    /// The file holds a newer certificate: restart the service.
+    RestartPending,
+    /// They differ, but the file is not newer (not yet synced, or rolled
+    /// back): nothing to restart.
+    FileBehind,
+}
+
+impl From<Verdict> for Restart {
+    fn from(v: Verdict) -> Restart {
+        match v {
+            Verdict::Current => Restart::Current,
+            Verdict::RestartPending => Restart::RestartPending,
+            Verdict::FileBehind => Restart::FileBehind,
+        }
+    }
+}
+
+/// One certificate in one place, or one failing place with no certificate.
+/// Serialised as documented in `docs/api.md`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// The verdict.
+    pub status: Status,
+    /// Days until NotAfter (negative once expired); absent for failures
+    /// without a certificate.
+    pub days_left: Option<f64>,
+    /// NotAfter, Unix seconds.
+    pub not_after: Option<i64>,
+    /// Subject CN.
+    pub subject_cn: String,
+    /// Issuer CN.
+    pub issuer_cn: String,
+    /// Serial number, decimal.
+    pub serial_number: String,
+    /// `file` or `endpoint`.
+    pub source_kind: &'static str,
+    /// The source's name.
+    pub source_name: String,
+    /// File path (file sources).
+    pub filepath: String,
+    /// `host:port` (endpoint sources).
+    pub target: String,
+    /// The SNI sent (endpoint sources; empty for IP addresses).
+    pub server_name: String,
+    /// Resolved address (endpoint sources).
+    pub address: String,
+    /// Position in the file or served chain.
+    pub chain_index: Option<usize>,
+    /// Error reason from the contract, if the place is failing.
+    pub reason: Option<&'static str>,
+    /// Error detail.
+    pub detail: Option<String>,
+    /// The restart verdict of a served leaf (chain index 0 of an endpoint
+    /// target with an `expect_file`), when there is one.
+    pub restart: Option<Restart>,
+    /// The target's `expect_file` (endpoint sources).
+    pub expect_file: Option<String>,
+}
+
+impl Row {
+    /// Where the certificate was seen, in one line: the file path, or
+    /// `target (address)`, with `#i` below the leaf.
+    pub fn place(&self) -> String {
+        let base = if self.source_kind == "file" {
+            self.filepath.clone()
+        } else if self.address.is_empty() {
+            self.target.clone()
+        } else {
+            format!("{} ({})", self.target, self.address)
+        };
+        match self.chain_index {
+            Some(i) if i > 0 => format!("{base} #{i}"),
+            _ => base,
+        }
+    }
+
+    /// Whether the server must be restarted to serve the certificate in its
+    /// file.
+    pub fn restart_pending(&self) -> bool {
+        self.restart == Some(Restart::RestartPending)
+    }
+
+    /// The order of [`place`](Self::place), without building it.
+    fn place_cmp(&self, other: &Row) -> Ordering {
+        self.place_key().cmp(&other.place_key())
+    }
+
+    fn place_key(&self) -> (&str, &str, Option<usize>) {
+        let base = if self.source_kind == "file" {
+            &self.filepath
+        } else {
+            &self.target
+        };
+        (base, &self.address, self.chain_index)
+    }
+}
+
+/// Where the bands start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Below this: warn.
+    pub warn: Duration,
+    /// Below this: critical.
+    pub crit: Duration,
+}
+
+impl Default for Thresholds {
+    /// 30 days and 7 days, as `certinel check` and the shipped alerts.
+    fn default() -> Thresholds {
+        Thresholds {
+            warn: Duration::from_secs(30 * 86_400),
+            crit: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+impl Thresholds {
+    fn status(&self, not_after: i64, now: i64) -> Status {
+        let left = not_after.saturating_sub(now);
+        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        if left < 0 {
+            Status::Expired
+        } else if left < secs(self.crit) {
+            Status::Crit
+        } else if left < secs(self.warn) {
+            Status::Warn
+        } else {
+            Status::Ok
+        }
+    }
+}
+
+/// Turns a snapshot into rows, most urgent first: failures without a
+/// certificate, then soonest expiry first.
+pub fn rows(snapshot: &Snapshot, thresholds: Thresholds, now: SystemTime) -> Vec<Row> {
+    let now = crate::clock::unix_secs(now);
+    let mut out = Vec::new();
+    for source in &snapshot.sources {
+        for (place, certs) in places(source) {
+            if certs.is_empty() {
+                out.push(place);
+                continue;
+            }
+            for (i, c) in certs.iter().enumerate() {
+                out.push(certificate_row(&place, i, c, thresholds, now));
+            }
+        }
+    }
+    out.sort_by(|a, b| match (a.days_left, b.days_left) {
+        (None, None) => a.place_cmp(b),
+        (None, Some(_)) => Ordering::Less,
+        (Some(_), None) => Ordering::Greater,
+        (Some(x), Some(y)) => x.total_cmp(&y).then_with(|| a.place_cmp(b)),
+    });
+    out
+}
+
+/// The row of the certificate at `index` in `place`.
+fn certificate_row(
+    place: &Row,
+    index: usize,
+    c: &CertFacts,
+    thresholds: Thresholds,
+    now: i64,
+) -> Row {
+    let status = thresholds.status(c.not_after, now);
+    Row {
+        // A failing place stays an error whatever its certificates say:
+        // the failure is what needs attention.
+        status: if place.reason.is_some() {
+            Status::Error
+        } else {
+            status
+        },
+        days_left: Some(c.not_after.saturating_sub(now) as f64 / 86_400.0),
+        not_after: Some(c.not_after),
+        subject_cn: c.subject.cn.to_string(),
+        issuer_cn: c.issuer.cn.to_string(),
+        serial_number: c.serial_number.to_string(),
+        chain_index: Some(index),
+        // The verdict compares leaves: it belongs to the leaf's row only.
+        restart: place.restart.filter(|_| index == 0),
+        ..place.clone()
+    }
+}
+
+/// Every place a source saw, as a row template (no certificate yet) with
+/// the certificates found there.
+fn places(source: &SourceState) -> Vec<(Row, &[std::sync::Arc<CertFacts>])> {
+    let blank = Row {
+        status: Status::Error,
+        days_left: None,
+        not_after: None,
+        subject_cn: String::new(),
+        issuer_cn: String::new(),
+        serial_number: String::new(),
+        source_kind: source.kind.as_str(),
+        source_name: source.name.clone(),
+        filepath: String::new(),
+        target: String::new(),
+        server_name: String::new(),
+        address: String::new(),
+        chain_index: None,
+        reason: None,
+        detail: None,
+        restart: None,
+        expect_file: None,
+    };
+    let detail = |d: &str| Some(printable(d).into_owned());
+    let mut places = Vec::new();
+    match &source.data {
+        SourceData::Files(scan) => {
+            for (path, report) in scan.iter() {
+                let place = Row {
+                    filepath: path_text(path),
+                    reason: report.error.as_ref().map(|e| e.reason.as_str()),
+                    detail: report.error.as_ref().and_then(|e| detail(&e.detail)),
+                    ..blank.clone()
+                };
+                places.push((place, report.certs.as_slice()));
+            }
+        }
+        SourceData::Endpoints(results) => {
+            for (target, report) in results.targets.iter().zip(&results.reports) {
+                // Not probed yet: nothing to say about it (the sources
+                // report counts it).
+                let Some(report) = report else { continue };
+                let check = report.restart.as_ref();
+                for (i, r) in report.addresses.iter().enumerate() {
+                    let place = Row {
+                        target: target.target.clone(),
+                        server_name: target.sni().to_owned(),
+                        address: r.address.clone(),
+                        reason: r.error.as_ref().map(|e| e.reason.as_str()),
+                        detail: r.error.as_ref().and_then(|e| detail(&e.detail)),
+                        restart: check.and_then(|c| c.verdict(i)).map(Restart::from),
+                        expect_file: check.map(|c| path_text(&c.file)),
+                        ..blank.clone()
+                    };
+                    places.push((place, r.chain.as_slice()));
+                }
+            }
+        }
+    }
+    places
+}
+
+fn path_text(path: &Path) -> String {
+    path_label(path).into_owned()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A row of the file source `f` with `days` left.
+    pub(crate) fn row(status: Status, days: Option<f64>) -> Row {
+        Row {
+            status,
+            days_left: days,
+            not_after: days.map(|d| (d * 86_400.0) as i64),
+            subject_cn: "cn".into(),
+            issuer_cn: String::new(),
+            serial_number: String::new(),
+            source_kind: "file",
+            source_name: "f".into(),
+            filepath: "/x.pem".into(),
+            target: String::new(),
+            server_name: String::new(),
+            address: String::new(),
+            chain_index: Some(0),
+            reason: None,
+            detail: None,
+            restart: None,
+            expect_file: None,
+        }
+    }
+
+    #[test]
+    fn bands_follow_the_thresholds() {
+        let t = Thresholds::default();
+        let day = 86_400;
+        assert_eq!(t.status(-1, 0), Status::Expired);
+        assert_eq!(t.status(0, 0), Status::Crit);
+        assert_eq!(t.status(7 * day - 1, 0), Status::Crit);
+        assert_eq!(t.status(7 * day, 0), Status::Warn);
+        assert_eq!(t.status(30 * day, 0), Status::Ok);
+        assert_eq!(t.status(i64::MIN, i64::MAX), Status::Expired);
+    }
+
+    #[test]
+    fn places_order_like_their_text() {
+        let mut a = row(Status::Ok, None);
+        let mut b = a.clone();
+        a.filepath = "/a.pem".into();
+        b.filepath = "/b.pem".into();
+        assert_eq!(a.place_cmp(&b), a.place().cmp(&b.place()));
+        b.filepath = "/a.pem".into();
+        b.chain_index = Some(1);
+        assert_eq!(a.place_cmp(&b), Ordering::Less);
+        assert_eq!(b.place(), "/a.pem #1");
+    }
+}
