@@ -3,6 +3,9 @@
 //!
 //! * `routes`: `/metrics`, `/-/healthy`, `/-/ready`,
 //!   `POST /-/reload` and the landing page, over `AppState`;
+//! * `status`: the status page at `/status`; `api`: the JSON API under
+//!   `/api/v1/`; `query`: the filters and page both read from the query
+//!   string;
 //! * `listener`: the accept loop, one task per connection, timeouts, the
 //!   graceful drain; `limits`: the connection cap and the descriptors it
 //!   leaves the sources; `write_timeout`: the write timeout hyper lacks;
@@ -13,13 +16,16 @@
 //! * `headers`: the configured response headers;
 //! * `shutdown`: the signal and the grace period.
 
+mod api;
 mod auth;
 mod headers;
 mod landing;
 mod limits;
 mod listener;
+mod query;
 mod routes;
 mod shutdown;
+mod status;
 mod tls;
 mod web_config;
 mod write_timeout;

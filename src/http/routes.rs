@@ -1,5 +1,6 @@
-//! The routes: `/metrics`, `/-/healthy`, `/-/ready`, `POST /-/reload` and
-//! the landing page, over the state the handlers share.
+//! The routes: `/metrics`, `/status` and `/api/v1/...`, `/-/healthy`,
+//! `/-/ready`, `POST /-/reload` and the landing page, over the state the
+//! handlers share.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use axum::Router;
 use futures_util::StreamExt as _;
 use tokio::sync::{mpsc, oneshot};
 
-use super::landing;
+use super::{api, landing, status};
 use crate::metrics::{Exposition, Format};
 use crate::reload::ReloadRequest;
 use crate::snapshot::Store;
@@ -20,7 +21,7 @@ use crate::snapshot::Store;
 /// What the handlers share.
 #[derive(Debug)]
 pub(crate) struct AppState {
-    store: Arc<Store>,
+    pub(super) store: Arc<Store>,
     /// Where `POST /-/reload` sends its request; `None` (without
     /// `--web.enable-lifecycle`) refuses it.
     reload: Option<mpsc::Sender<ReloadRequest>>,
@@ -49,6 +50,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(landing::page))
         .route("/metrics", get(metrics))
+        .route("/status", get(status::page))
+        .route("/api/v1/certificates", get(api::certificates))
+        .route("/api/v1/sources", get(api::sources))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
