@@ -236,7 +236,7 @@ impl Page<'_> {
         if let Some(d) = r.days_left {
             write!(f, "{d:.1}")?;
         }
-        f.write_str("</td><td>")?;
+        f.write_str("</td><td class=\"date\">")?;
         if let Some(t) = r.not_after {
             let full = rfc3339(UNIX_EPOCH + Duration::from_secs(t.max(0).unsigned_abs()));
             write!(
@@ -247,7 +247,7 @@ impl Page<'_> {
         }
         write!(
             f,
-            "</td><td>{}</td><td>{}</td><td class=\"serial\">{}</td>\
+            "</td><td class=\"subject\">{}</td><td>{}</td><td class=\"serial\">{}</td>\
              <td>{}<span class=\"kind\">{}</span></td><td>",
             Html(&r.subject_cn),
             Html(&r.issuer_cn),
