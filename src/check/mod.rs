@@ -13,13 +13,12 @@ mod table;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use crate::config::Config;
-use crate::snapshot::Store;
-use crate::{metrics, report, scheduler, textfile};
+use crate::snapshot::{Snapshot, Store};
+use crate::{metrics, scheduler, textfile};
 
-pub use crate::report::{Row, Status, Thresholds};
+pub use crate::report::{rows, Row, Status, Thresholds};
 pub use args::{adhoc_config, merge};
 pub use table::{table, use_colour};
 
@@ -32,24 +31,23 @@ pub const EXIT_CRIT: u8 = 2;
 /// Exit code: usage or configuration error, or nothing to check.
 pub const EXIT_UNKNOWN: u8 = 3;
 
-/// Runs every source of `config` once and returns the rows, most urgent
-/// first; also writes the textfile if asked.
+/// Runs every source of `config` once and returns the results, for
+/// [`rows`]; also writes the textfile if asked.
 pub async fn run(
     config: &Config,
-    thresholds: Thresholds,
     textfile: Option<&Path>,
-) -> Result<Vec<Row>, textfile::TextfileError> {
+) -> Result<Arc<Snapshot>, textfile::TextfileError> {
     let store = Arc::new(Store::new());
     scheduler::run_once(config, store.clone()).await;
     if let Some(path) = textfile {
         let registry = metrics::registry(store.clone());
         textfile::write_atomic(path, &textfile::render(&registry)?)?;
     }
-    Ok(report::rows(&store.load(), thresholds, SystemTime::now()))
+    Ok(store.load())
 }
 
 /// The exit code for a set of rows.
-pub fn exit_code(rows: &[Row]) -> u8 {
+pub fn exit_code(rows: &[Row<'_>]) -> u8 {
     if rows.is_empty() {
         return EXIT_UNKNOWN;
     }

@@ -9,7 +9,7 @@ use super::{Row, Status};
 
 /// Renders rows as an aligned table; `colour` adds ANSI colours to the
 /// status column.
-pub fn table(rows: &[Row], colour: bool) -> String {
+pub fn table(rows: &[Row<'_>], colour: bool) -> String {
     let headers = [
         "STATUS",
         "DAYS LEFT",
@@ -25,7 +25,7 @@ pub fn table(rows: &[Row], colour: bool) -> String {
                 r.status.label().to_owned(),
                 r.days_left.map(|d| format!("{d:.1}")).unwrap_or_default(),
                 r.not_after.map(date).unwrap_or_default(),
-                r.subject_cn.clone(),
+                r.subject_cn.to_owned(),
                 r.place(),
                 r.reason.unwrap_or("").to_owned(),
             ]

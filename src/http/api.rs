@@ -10,7 +10,6 @@ use std::time::SystemTime;
 use axum::extract::State;
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 
 use super::query;
 use super::routes::AppState;
@@ -53,7 +52,7 @@ pub(super) async fn certificates(State(state): State<Arc<AppState>>, uri: Uri) -
         json(move || {
             let mut rows = report::rows(&snapshot, Thresholds::default(), SystemTime::now());
             rows.retain(|r| filter.matches(r));
-            rows
+            serde_json::to_vec(&rows)
         })
         .await
     };
@@ -63,18 +62,17 @@ pub(super) async fn certificates(State(state): State<Arc<AppState>>, uri: Uri) -
 /// `GET /api/v1/sources`: every source's state, in configuration order.
 pub(super) async fn sources(State(state): State<Arc<AppState>>) -> Response {
     let snapshot = state.store.load();
-    json(move || report::sources(&snapshot, SystemTime::now()))
+    json(move || serde_json::to_vec(&report::sources(&snapshot, SystemTime::now())))
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// Builds and encodes the answer off the threads that serve connections:
 /// ten thousand rows are megabytes of JSON.
-async fn json<T>(build: impl FnOnce() -> T + Send + 'static) -> Result<Response, ApiError>
-where
-    T: Serialize + Send + 'static,
-{
-    let body = tokio::task::spawn_blocking(move || serde_json::to_vec(&build())).await??;
+async fn json(
+    encode: impl FnOnce() -> serde_json::Result<Vec<u8>> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let body = tokio::task::spawn_blocking(encode).await??;
     Ok((
         [
             (header::CONTENT_TYPE, "application/json"),

@@ -34,7 +34,7 @@ impl Which {
         }
     }
 
-    fn keeps(self, row: &Row) -> bool {
+    fn keeps(self, row: &Row<'_>) -> bool {
         match self {
             Which::Status(s) => row.status == s,
             Which::RestartPending => row.restart_pending(),
@@ -71,9 +71,9 @@ pub struct Filter {
 
 impl Filter {
     /// Whether `row` passes.
-    pub fn matches(&self, row: &Row) -> bool {
+    pub fn matches(&self, row: &Row<'_>) -> bool {
         self.which.is_none_or(|w| w.keeps(row))
-            && self.source.as_ref().is_none_or(|s| *s == row.source_name)
+            && self.source.as_ref().is_none_or(|s| s == row.source_name)
             && self.search.as_ref().is_none_or(|q| search(row, q))
     }
 
@@ -83,16 +83,16 @@ impl Filter {
     }
 }
 
-fn search(row: &Row, needle: &str) -> bool {
+fn search(row: &Row<'_>, needle: &str) -> bool {
     let fields = [
-        row.subject_cn.as_str(),
-        &row.issuer_cn,
-        &row.serial_number,
-        &row.source_name,
+        row.subject_cn,
+        row.issuer_cn,
+        row.serial_number,
+        row.source_name,
         &row.filepath,
-        &row.target,
-        &row.server_name,
-        &row.address,
+        row.target,
+        row.server_name,
+        row.address,
         row.reason.unwrap_or(""),
         row.detail.as_deref().unwrap_or(""),
         row.expect_file.as_deref().unwrap_or(""),
@@ -126,7 +126,7 @@ pub struct Summary {
 
 impl Summary {
     /// Counts `rows`.
-    pub fn of(rows: &[Row]) -> Summary {
+    pub fn of(rows: &[Row<'_>]) -> Summary {
         let mut s = Summary {
             total: rows.len(),
             ..Summary::default()
@@ -167,9 +167,9 @@ mod tests {
     #[test]
     fn filters_combine() {
         let mut a = row(Status::Warn, Some(20.0));
-        a.subject_cn = "Straße.example".into();
+        a.subject_cn = "Straße.example";
         let mut b = row(Status::Ok, Some(90.0));
-        b.source_name = "other".into();
+        b.source_name = "other";
         b.restart = Some(Restart::RestartPending);
         let f = |which, source: Option<&str>, search: Option<&str>| Filter {
             which,

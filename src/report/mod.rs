@@ -14,8 +14,9 @@
 mod filter;
 mod sources;
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -104,8 +105,13 @@ impl From<Verdict> for Restart {
 
 /// One certificate in one place, or one failing place with no certificate.
 /// Serialised as documented in `docs/api.md`.
+///
+/// A row borrows its text from the snapshot it was built from: ten
+/// thousand rows are built per request, and copying their strings cost
+/// more than everything else a page does (and left the allocator holding
+/// the copies). Text that must be escaped first is owned.
 #[derive(Debug, Clone, Serialize)]
-pub struct Row {
+pub struct Row<'a> {
     /// The verdict.
     pub status: Status,
     /// Days until NotAfter (negative once expired); absent for failures
@@ -114,44 +120,44 @@ pub struct Row {
     /// NotAfter, Unix seconds.
     pub not_after: Option<i64>,
     /// Subject CN.
-    pub subject_cn: String,
+    pub subject_cn: &'a str,
     /// Issuer CN.
-    pub issuer_cn: String,
+    pub issuer_cn: &'a str,
     /// Serial number, decimal.
-    pub serial_number: String,
+    pub serial_number: &'a str,
     /// `file` or `endpoint`.
     pub source_kind: &'static str,
     /// The source's name.
-    pub source_name: String,
+    pub source_name: &'a str,
     /// File path (file sources).
-    pub filepath: String,
+    pub filepath: Cow<'a, str>,
     /// `host:port` (endpoint sources).
-    pub target: String,
+    pub target: &'a str,
     /// The SNI sent (endpoint sources; empty for IP addresses).
-    pub server_name: String,
+    pub server_name: &'a str,
     /// Resolved address (endpoint sources).
-    pub address: String,
+    pub address: &'a str,
     /// Position in the file or served chain.
     pub chain_index: Option<usize>,
     /// Error reason from the contract, if the place is failing.
     pub reason: Option<&'static str>,
     /// Error detail.
-    pub detail: Option<String>,
+    pub detail: Option<Cow<'a, str>>,
     /// The restart verdict of a served leaf (chain index 0 of an endpoint
     /// target with an `expect_file`), when there is one.
     pub restart: Option<Restart>,
     /// The target's `expect_file` (endpoint sources).
-    pub expect_file: Option<String>,
+    pub expect_file: Option<Cow<'a, str>>,
 }
 
-impl Row {
+impl Row<'_> {
     /// Where the certificate was seen, in one line: the file path, or
     /// `target (address)`, with `#i` below the leaf.
     pub fn place(&self) -> String {
         let base = if self.source_kind == "file" {
-            self.filepath.clone()
+            self.filepath.to_string()
         } else if self.address.is_empty() {
-            self.target.clone()
+            self.target.to_owned()
         } else {
             format!("{} ({})", self.target, self.address)
         };
@@ -167,18 +173,28 @@ impl Row {
         self.restart == Some(Restart::RestartPending)
     }
 
-    /// The order of [`place`](Self::place), without building it.
-    fn place_cmp(&self, other: &Row) -> Ordering {
+    /// Most urgent first: failures without a certificate (by place), then
+    /// soonest NotAfter first (by place among equals).
+    fn urgency_cmp(&self, other: &Row<'_>) -> Ordering {
+        let expiry = |r: &Row<'_>| (r.not_after.is_some(), r.not_after);
+        expiry(self)
+            .cmp(&expiry(other))
+            .then_with(|| self.place_cmp(other))
+    }
+
+    /// The order of [`place`](Self::place), without building it, then by
+    /// source: no two rows compare equal.
+    fn place_cmp(&self, other: &Row<'_>) -> Ordering {
         self.place_key().cmp(&other.place_key())
     }
 
-    fn place_key(&self) -> (&str, &str, Option<usize>) {
+    fn place_key(&self) -> (&str, &str, Option<usize>, &str) {
         let base = if self.source_kind == "file" {
             &self.filepath
         } else {
-            &self.target
+            self.target
         };
-        (base, &self.address, self.chain_index)
+        (base, self.address, self.chain_index, self.source_name)
     }
 }
 
@@ -219,37 +235,41 @@ impl Thresholds {
 
 /// Turns a snapshot into rows, most urgent first: failures without a
 /// certificate, then soonest expiry first.
-pub fn rows(snapshot: &Snapshot, thresholds: Thresholds, now: SystemTime) -> Vec<Row> {
+pub fn rows(snapshot: &Snapshot, thresholds: Thresholds, now: SystemTime) -> Vec<Row<'_>> {
     let now = crate::clock::unix_secs(now);
-    let mut out = Vec::new();
+    // Sized once: growing a vector of ten thousand rows copies it again
+    // and again.
+    let capacity = snapshot
+        .sources
+        .iter()
+        .map(|s| s.certificates + s.files_in_error)
+        .sum();
+    let mut out = Vec::with_capacity(capacity);
     for source in &snapshot.sources {
-        for (place, certs) in places(source) {
+        for_each_place(source, |place, certs| {
             if certs.is_empty() {
                 out.push(place);
-                continue;
+                return;
             }
             for (i, c) in certs.iter().enumerate() {
                 out.push(certificate_row(&place, i, c, thresholds, now));
             }
-        }
+        });
     }
-    out.sort_by(|a, b| match (a.days_left, b.days_left) {
-        (None, None) => a.place_cmp(b),
-        (None, Some(_)) => Ordering::Less,
-        (Some(_), None) => Ordering::Greater,
-        (Some(x), Some(y)) => x.total_cmp(&y).then_with(|| a.place_cmp(b)),
-    });
+    // No two rows compare equal, so an unstable sort (no buffer) is as
+    // deterministic as a stable one.
+    out.sort_unstable_by(Row::urgency_cmp);
     out
 }
 
 /// The row of the certificate at `index` in `place`.
-fn certificate_row(
-    place: &Row,
+fn certificate_row<'a>(
+    place: &Row<'a>,
     index: usize,
-    c: &CertFacts,
+    c: &'a CertFacts,
     thresholds: Thresholds,
     now: i64,
-) -> Row {
+) -> Row<'a> {
     let status = thresholds.status(c.not_after, now);
     Row {
         // A failing place stays an error whatever its certificates say:
@@ -261,9 +281,9 @@ fn certificate_row(
         },
         days_left: Some(c.not_after.saturating_sub(now) as f64 / 86_400.0),
         not_after: Some(c.not_after),
-        subject_cn: c.subject.cn.to_string(),
-        issuer_cn: c.issuer.cn.to_string(),
-        serial_number: c.serial_number.to_string(),
+        subject_cn: &c.subject.cn,
+        issuer_cn: &c.issuer.cn,
+        serial_number: &c.serial_number,
         chain_index: Some(index),
         // The verdict compares leaves: it belongs to the leaf's row only.
         restart: place.restart.filter(|_| index == 0),
@@ -271,40 +291,38 @@ fn certificate_row(
     }
 }
 
-/// Every place a source saw, as a row template (no certificate yet) with
-/// the certificates found there.
-fn places(source: &SourceState) -> Vec<(Row, &[std::sync::Arc<CertFacts>])> {
+/// Calls `f` with every place a source saw, as a row template (no
+/// certificate yet), and the certificates found there.
+fn for_each_place<'a>(source: &'a SourceState, mut f: impl FnMut(Row<'a>, &'a [Arc<CertFacts>])) {
     let blank = Row {
         status: Status::Error,
         days_left: None,
         not_after: None,
-        subject_cn: String::new(),
-        issuer_cn: String::new(),
-        serial_number: String::new(),
+        subject_cn: "",
+        issuer_cn: "",
+        serial_number: "",
         source_kind: source.kind.as_str(),
-        source_name: source.name.clone(),
-        filepath: String::new(),
-        target: String::new(),
-        server_name: String::new(),
-        address: String::new(),
+        source_name: &source.name,
+        filepath: Cow::Borrowed(""),
+        target: "",
+        server_name: "",
+        address: "",
         chain_index: None,
         reason: None,
         detail: None,
         restart: None,
         expect_file: None,
     };
-    let detail = |d: &str| Some(printable(d).into_owned());
-    let mut places = Vec::new();
     match &source.data {
         SourceData::Files(scan) => {
             for (path, report) in scan.iter() {
                 let place = Row {
-                    filepath: path_text(path),
+                    filepath: path_label(path),
                     reason: report.error.as_ref().map(|e| e.reason.as_str()),
-                    detail: report.error.as_ref().and_then(|e| detail(&e.detail)),
+                    detail: report.error.as_ref().map(|e| printable(&e.detail)),
                     ..blank.clone()
                 };
-                places.push((place, report.certs.as_slice()));
+                f(place, &report.certs);
             }
         }
         SourceData::Endpoints(results) => {
@@ -315,25 +333,20 @@ fn places(source: &SourceState) -> Vec<(Row, &[std::sync::Arc<CertFacts>])> {
                 let check = report.restart.as_ref();
                 for (i, r) in report.addresses.iter().enumerate() {
                     let place = Row {
-                        target: target.target.clone(),
-                        server_name: target.sni().to_owned(),
-                        address: r.address.clone(),
+                        target: &target.target,
+                        server_name: target.sni(),
+                        address: &r.address,
                         reason: r.error.as_ref().map(|e| e.reason.as_str()),
-                        detail: r.error.as_ref().and_then(|e| detail(&e.detail)),
+                        detail: r.error.as_ref().map(|e| printable(&e.detail)),
                         restart: check.and_then(|c| c.verdict(i)).map(Restart::from),
-                        expect_file: check.map(|c| path_text(&c.file)),
+                        expect_file: check.map(|c| path_label(&c.file)),
                         ..blank.clone()
                     };
-                    places.push((place, r.chain.as_slice()));
+                    f(place, &r.chain);
                 }
             }
         }
     }
-    places
-}
-
-fn path_text(path: &Path) -> String {
-    path_label(path).into_owned()
 }
 
 #[cfg(test)]
@@ -341,20 +354,20 @@ pub(crate) mod tests {
     use super::*;
 
     /// A row of the file source `f` with `days` left.
-    pub(crate) fn row(status: Status, days: Option<f64>) -> Row {
+    pub(crate) fn row(status: Status, days: Option<f64>) -> Row<'static> {
         Row {
             status,
             days_left: days,
             not_after: days.map(|d| (d * 86_400.0) as i64),
-            subject_cn: "cn".into(),
-            issuer_cn: String::new(),
-            serial_number: String::new(),
+            subject_cn: "cn",
+            issuer_cn: "",
+            serial_number: "",
             source_kind: "file",
-            source_name: "f".into(),
+            source_name: "f",
             filepath: "/x.pem".into(),
-            target: String::new(),
-            server_name: String::new(),
-            address: String::new(),
+            target: "",
+            server_name: "",
+            address: "",
             chain_index: Some(0),
             reason: None,
             detail: None,

@@ -21,9 +21,9 @@ pub(super) struct Page<'a> {
     /// Counts over every row, whatever the filters.
     pub(super) summary: Summary,
     /// Every restart-pending row, whatever the filters.
-    pub(super) restart: Vec<&'a Row>,
+    pub(super) restart: Vec<&'a Row<'a>>,
     /// The rows of this page.
-    pub(super) shown: &'a [&'a Row],
+    pub(super) shown: &'a [&'a Row<'a>],
     /// Index of the first shown row among the matching ones.
     pub(super) first: usize,
     /// How many rows the filters keep.
@@ -121,10 +121,10 @@ impl Page<'_> {
             write!(
                 f,
                 "<li><strong>{}</strong> ({}) at <code>{}</code>: serves serial {}",
-                Html(&r.target),
-                Html(&r.source_name),
-                Html(&r.address),
-                Html(&r.serial_number),
+                Html(r.target),
+                Html(r.source_name),
+                Html(r.address),
+                Html(r.serial_number),
             )?;
             if let Some(d) = r.days_left {
                 write!(f, " ({d:.1} days left)")?;
@@ -214,7 +214,7 @@ impl Page<'_> {
         f.write_str("</tbody></table>\n")
     }
 
-    fn row(&self, f: &mut Formatter<'_>, r: &Row) -> fmt::Result {
+    fn row(&self, f: &mut Formatter<'_>, r: &Row<'_>) -> fmt::Result {
         let band = match r.status {
             Status::Crit => format!(
                 " <span class=\"band\">under {} d</span>",
@@ -249,21 +249,21 @@ impl Page<'_> {
             f,
             "</td><td class=\"subject\">{}</td><td>{}</td><td class=\"serial\">{}</td>\
              <td>{}<span class=\"kind\">{}</span></td><td>",
-            Html(&r.subject_cn),
-            Html(&r.issuer_cn),
-            Html(&r.serial_number),
-            Html(&r.source_name),
+            Html(r.subject_cn),
+            Html(r.issuer_cn),
+            Html(r.serial_number),
+            Html(r.source_name),
             r.source_kind,
         )?;
         if r.source_kind == "file" {
             write!(f, "<code>{}</code>", Html(&r.filepath))?;
         } else {
-            write!(f, "{}", Html(&r.target))?;
+            write!(f, "{}", Html(r.target))?;
             if !r.address.is_empty() {
-                write!(f, " → <code>{}</code>", Html(&r.address))?;
+                write!(f, " → <code>{}</code>", Html(r.address))?;
             }
             if !r.server_name.is_empty() {
-                write!(f, "<span class=\"sni\">SNI {}</span>", Html(&r.server_name))?;
+                write!(f, "<span class=\"sni\">SNI {}</span>", Html(r.server_name))?;
             }
         }
         f.write_str("</td><td>")?;

@@ -71,7 +71,7 @@ pub(super) async fn page(State(state): State<Arc<AppState>>, uri: Uri) -> Respon
 fn render(snapshot: &Snapshot, params: &Params, thresholds: Thresholds, now: SystemTime) -> String {
     let rows = report::rows(snapshot, thresholds, now);
     let sources = report::sources(snapshot, now);
-    let matched: Vec<&Row> = rows.iter().filter(|r| params.filter.matches(r)).collect();
+    let matched: Vec<&Row<'_>> = rows.iter().filter(|r| params.filter.matches(r)).collect();
     let per_page = params.per_page.max(1);
     let pages = matched.len().div_ceil(per_page).max(1);
     // Past the end (the list shrank since the link was made): the last page.
