@@ -91,14 +91,7 @@ impl Fixture {
 
     /// A server presenting an older certificate than its file now holds.
     fn stale_server(dir: &Path, ca: &Ca) -> (TestServer, String) {
-        let served = ca.issue(&Leaf {
-            not_before: now() - 20 * DAY,
-            ..Leaf::server("api.example", 25)
-        });
-        let renewed = ca.issue(&Leaf {
-            not_before: now() - 3600,
-            ..Leaf::server("api.example", 90)
-        });
+        let (served, renewed) = renewal(ca, "api.example", 25, 90);
         write(dir, "deploy/tls.crt", &renewed.cert_pem);
         let server = tls_server(&served, &ServerOptions::default());
         let target = format!("127.0.0.1:{}", server.addr.port());

@@ -193,21 +193,21 @@ impl Page<'_> {
             self.matched,
             self.summary.total,
         )?;
-        for h in [
-            "Status",
-            "Days left",
-            "Not after",
-            "Subject",
-            "Issuer",
-            "Serial",
-            "Source",
-            "Where",
-            "Chain",
-            "Problem",
-        ] {
-            write!(f, "<th scope=\"col\">{h}</th>")?;
-        }
-        f.write_str("</tr></thead>\n<tbody>\n")?;
+        head(
+            f,
+            &[
+                "Status",
+                "Days left",
+                "Not after",
+                "Subject",
+                "Issuer",
+                "Serial",
+                "Source",
+                "Where",
+                "Chain",
+                "Problem",
+            ],
+        )?;
         for r in self.shown {
             self.row(f, r)?;
         }
@@ -339,19 +339,19 @@ fn sources_table(f: &mut Formatter<'_>, sources: &[SourceRow], now: SystemTime) 
     f.write_str(
         "<h2 id=\"sources-h\">Sources</h2><table id=\"sources\" aria-labelledby=\"sources-h\"><thead><tr>",
     )?;
-    for h in [
-        "Source",
-        "Kind",
-        "Up",
-        "Last pass",
-        "Took",
-        "Certificates",
-        "Failing",
-        "Errors since start",
-    ] {
-        write!(f, "<th scope=\"col\">{h}</th>")?;
-    }
-    f.write_str("</tr></thead>\n<tbody>\n")?;
+    head(
+        f,
+        &[
+            "Source",
+            "Kind",
+            "Up",
+            "Last pass",
+            "Took",
+            "Certificates",
+            "Failing",
+            "Errors since start",
+        ],
+    )?;
     let now = crate::clock::unix_secs(now);
     for s in sources {
         let (up_class, up) = if s.up {
@@ -397,6 +397,15 @@ fn sources_table(f: &mut Formatter<'_>, sources: &[SourceRow], now: SystemTime) 
         writeln!(f, "{}</td></tr>", errors.join(", "))?;
     }
     f.write_str("</tbody></table>\n")
+}
+
+/// A table's column headers (for screen readers: `th` with a scope), and
+/// the start of its body.
+fn head(f: &mut Formatter<'_>, columns: &[&str]) -> fmt::Result {
+    for c in columns {
+        write!(f, "<th scope=\"col\">{c}</th>")?;
+    }
+    f.write_str("</tr></thead>\n<tbody>\n")
 }
 
 /// A threshold in days, as people write it: `7`, or `1.5`.
