@@ -22,11 +22,10 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::cert::CertFacts;
-use crate::snapshot::{SourceData, SourceState};
+use crate::snapshot::{Snapshot, SourceData, SourceState};
 use crate::sources::endpoint::restart::Verdict;
 use crate::text::{path_label, printable};
 
-pub use crate::snapshot::Snapshot;
 pub use filter::{Filter, Summary, UnknownStatus, Which};
 pub use sources::{sources, SourceRow};
 

@@ -7,9 +7,8 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::Snapshot;
 use crate::clock::unix_secs;
-use crate::snapshot::{SourceData, SourceState};
+use crate::snapshot::{Snapshot, SourceData, SourceState};
 
 /// A source's state. Serialised as documented in `docs/api.md`.
 #[derive(Debug, Clone, Serialize)]

@@ -180,6 +180,13 @@ impl Page<'_> {
     }
 
     fn table(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        if self.summary.total == 0 {
+            // A fresh start, or sources that found nothing: say which.
+            return f.write_str(
+                "<p id=\"certificates\">No certificates or failures yet: \
+                 see below what each source has done so far.</p>\n",
+            );
+        }
         if self.matched == 0 {
             return f
                 .write_str("<p id=\"certificates\">No certificate matches these filters.</p>\n");

@@ -22,7 +22,8 @@ use base64::Engine as _;
 
 use super::query::{self, Params};
 use super::routes::AppState;
-use crate::report::{self, Row, Snapshot, Summary, Thresholds};
+use crate::report::{self, Row, Summary, Thresholds};
+use crate::snapshot::Snapshot;
 
 /// The page's own Content-Security-Policy: nothing may load, run or be
 /// framed; only its one inline stylesheet (by hash) applies and its form
@@ -168,6 +169,13 @@ mod tests {
         };
         let none = render(&snapshot, &params, Thresholds::default(), SystemTime::now());
         assert!(none.contains("No certificate matches"), "{none}");
+    }
+
+    #[test]
+    fn an_empty_snapshot_says_so_rather_than_blaming_the_filters() {
+        let html = page(&store_with_files(&[]), "");
+        assert!(html.contains("No certificates or failures yet"), "{html}");
+        assert!(html.contains("<table id=\"sources\""), "{html}");
     }
 
     #[test]
