@@ -53,8 +53,16 @@ fn main() -> ExitCode {
         None => None,
     };
     if cli.config_check {
+        let probe = if config.probe.enabled {
+            format!(
+                ", /probe enabled with {} module(s)",
+                config.probe.modules.len()
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "config {} is valid: {} file source(s), {} endpoint source(s) with {} target(s)",
+            "config {} is valid: {} file source(s), {} endpoint source(s) with {} target(s){probe}",
             cli.config_file.display(),
             config.files.len(),
             config.endpoints.len(),

@@ -34,6 +34,9 @@ mod integrity;
 /// certinel's own listener under abuse: idle floods under a low open-file
 /// limit, clients that never read, shutdown with stalled connections.
 mod listener;
+/// `/probe`: the contract per target, the allowlist, its limits; scale-out
+/// over replicas with real Prometheus.
+mod probe;
 /// Following rotation: file watching, config reload, restart-pending.
 mod rotation;
 /// The status page in a real headless Chromium, and the JSON API beside it.

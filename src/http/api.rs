@@ -48,7 +48,7 @@ impl IntoResponse for ApiError {
 pub(super) async fn certificates(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
     let answer = async {
         let filter = query::parse(uri.query())?.filter;
-        let snapshot = state.store.load();
+        let snapshot = state.store().load();
         json(move || {
             let mut rows = report::rows(&snapshot, Thresholds::default(), SystemTime::now());
             rows.retain(|r| filter.matches(r));
@@ -61,7 +61,7 @@ pub(super) async fn certificates(State(state): State<Arc<AppState>>, uri: Uri) -
 
 /// `GET /api/v1/sources`: every source's state, in configuration order.
 pub(super) async fn sources(State(state): State<Arc<AppState>>) -> Response {
-    let snapshot = state.store.load();
+    let snapshot = state.store().load();
     json(move || serde_json::to_vec(&report::sources(&snapshot, SystemTime::now())))
         .await
         .unwrap_or_else(IntoResponse::into_response)

@@ -3,6 +3,7 @@
 //!
 //! * `routes`: `/metrics`, `/-/healthy`, `/-/ready`,
 //!   `POST /-/reload` and the landing page, over `AppState`;
+//! * `probe`: `/probe`, one target probed on request;
 //! * `status`: the status page at `/status`; `api`: the JSON API under
 //!   `/api/v1/`; `query`: the filters and page both read from the query
 //!   string;
@@ -22,6 +23,7 @@ mod headers;
 mod landing;
 mod limits;
 mod listener;
+mod probe;
 mod query;
 mod routes;
 mod shutdown;

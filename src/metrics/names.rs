@@ -54,3 +54,15 @@ pub(super) const RELOAD_OK_HELP: &str =
     "Whether the last configuration reload attempt was successful.";
 pub(super) const RELOAD_TIME: &str = "certinel_config_last_reload_success_timestamp_seconds";
 pub(super) const RELOAD_TIME_HELP: &str = "Timestamp of the last successful configuration reload.";
+
+pub(super) const PROBE_SUCCESS: &str = "probe_success";
+pub(super) const PROBE_SUCCESS_HELP: &str =
+    "1 if every address of the target answered a verified TLS handshake, else 0.";
+pub(super) const PROBE_DURATION: &str = "probe_duration_seconds";
+pub(super) const PROBE_DURATION_HELP: &str =
+    "How long the probe took: resolution, every address, the expect_file comparison.";
+pub(super) const PROBE_REQUESTS: &str = "certinel_probe_requests";
+pub(super) const PROBE_REQUESTS_HELP: &str = "/probe requests by outcome.";
+pub(super) const PROBE_REFUSED: &str = "certinel_probe_refused";
+pub(super) const PROBE_REFUSED_HELP: &str =
+    "/probe requests the allowlist refused, by reason (host, network, link_local, not_unicast).";

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::disk::{write, yaml_str};
+use crate::common::disk::{repo, write, yaml_str};
 use crate::common::http::{try_get, urlencode};
 use crate::common::tls_server::closed_port;
 use crate::common::wait::eventually;
@@ -323,4 +323,28 @@ pub fn sample_value(sample: &Value) -> f64 {
         .as_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or(f64::NAN)
+}
+
+/// Copies the shipped rule file with every `for:` shortened to the
+/// evaluation interval; returns the copy and how many `for:` it shortened.
+pub fn rules_with_short_for(dir: &Path) -> (PathBuf, usize) {
+    let original = std::fs::read_to_string(repo().join("alerts/certinel.rules.yml")).unwrap();
+    let mut shortened = 0;
+    let mut out = String::new();
+    for line in original.lines() {
+        let trimmed = line.trim_start();
+        let is_for = trimmed
+            .strip_prefix("for:")
+            .is_some_and(|v| v.split_whitespace().count() == 1);
+        if is_for {
+            let indent = &line[..line.len() - trimmed.len()];
+            out.push_str(&format!("{indent}for: {TICK}\n"));
+            shortened += 1;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(shortened > 0, "no `for:` in alerts/certinel.rules.yml");
+    (write(dir, "rules/certinel.rules.yml", out), shortened)
 }

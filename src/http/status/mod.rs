@@ -44,7 +44,7 @@ pub(super) async fn page(State(state): State<Arc<AppState>>, uri: Uri) -> Respon
         Ok(p) => p,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
-    let snapshot = state.store.load();
+    let snapshot = state.store().load();
     // Ten thousand rows take milliseconds to build and filter: off the
     // threads that serve connections, as /metrics renders are.
     let rendered = tokio::task::spawn_blocking(move || {
