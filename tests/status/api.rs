@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde_json::Value;
 
 use super::{Fixture, HOSTILE_CN, SUBJECTS_BY_URGENCY};
@@ -231,19 +230,8 @@ fn status_page_is_html_with_markup_in_names_escaped_and_linked_from_the_landing_
 #[test]
 fn status_page_and_api_sit_behind_the_same_basic_auth_as_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let hash = bcrypt::hash("s3cret", 4).unwrap();
-    let web = write(
-        dir.path(),
-        "web.yml",
-        format!("basic_auth_users:\n  oncall: '{hash}'\n"),
-    );
-    let d = Daemon::start_with_args(
-        dir.path(),
-        "files:\n  - name: f\n    paths: [/nonexistent/tls.crt]\n",
-        &["--web.config.file", &web.to_string_lossy()],
-    );
-    let token = base64::engine::general_purpose::STANDARD.encode("oncall:s3cret");
-    let authorization = format!("Basic {token}");
+    let config = "files:\n  - name: f\n    paths: [/nonexistent/tls.crt]\n";
+    let (d, authorization) = Daemon::start_with_basic_auth(dir.path(), config, "oncall", "s3cret");
     for path in [
         "/metrics",
         "/status",
