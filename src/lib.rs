@@ -3,7 +3,8 @@
 //! Data flows one way, one module per stage:
 //!
 //! ```text
-//! config ─▶ scheduler ─▶ sources (files, endpoint) ─▶ snapshot ─▶ metrics ─▶ http
+//! config ─▶ scheduler ─▶ sources (files, endpoint) ─▶ snapshot ─┬▶ metrics ─┬▶ http
+//!                                                               └▶ report ──┘
 //! ```
 //!
 //! - [`config`]: the YAML file, validated (key path and line on every
@@ -21,8 +22,12 @@
 //!   that scrapes read without waiting.
 //! - [`metrics`]: the metric contract rendered from the snapshot (every
 //!   series through one uniqueness guard), and the render cache.
-//! - [`http`]: `/metrics`, `/probe`, health, reload, the listener with its
-//!   limits and timeouts, certinel's own TLS and basic auth.
+//! - [`report`]: the same snapshot as rows people and scripts read (one
+//!   per certificate and place, one per source): what `certinel check`
+//!   prints and `/status` and `/api/v1/...` serve.
+//! - [`http`]: `/metrics`, `/probe`, the status page and its JSON API,
+//!   health, reload, the listener with its limits and timeouts,
+//!   certinel's own TLS and basic auth.
 //!
 //! Below them, shared by all: [`cert`] (X.509 → facts), `crypto`,
 //! `filesystem` (reading untrusted files), `clock`, `text` (label-safe
@@ -41,6 +46,7 @@ pub mod logging;
 pub mod memory;
 pub mod metrics;
 mod reload;
+pub mod report;
 pub mod scheduler;
 pub mod snapshot;
 pub mod sources;

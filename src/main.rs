@@ -191,14 +191,11 @@ fn run_check(args: &CheckArgs, level: Option<LogLevel>, format: Option<LogFormat
         warn: args.warn,
         crit: args.crit,
     };
-    let rows = match runtime.block_on(check::run(
-        &config,
-        thresholds,
-        args.textfile_output.as_deref(),
-    )) {
-        Ok(rows) => rows,
+    let snapshot = match runtime.block_on(check::run(&config, args.textfile_output.as_deref())) {
+        Ok(snapshot) => snapshot,
         Err(e) => return fail(format!("{e}")),
     };
+    let rows = check::rows(&snapshot, thresholds, std::time::SystemTime::now());
     match args.output {
         OutputFormat::Table if rows.is_empty() => println!("no certificates found"),
         OutputFormat::Table => print!("{}", check::table(&rows, check::use_colour())),

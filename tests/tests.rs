@@ -39,6 +39,8 @@ mod listener;
 mod probe;
 /// Following rotation: file watching, config reload, restart-pending.
 mod rotation;
+/// The status page in a real headless Chromium, and the JSON API beside it.
+mod status;
 /// Every handshake failure reason, produced by a real loopback server.
 mod tls;
 /// certinel's own HTTP server: TLS, client certificates, basic auth, rotation.

@@ -1,6 +1,6 @@
-//! The routes: `/metrics`, `/-/healthy`, `/-/ready`, `POST /-/reload`,
-//! `/probe` (in `probe`) and the landing page, over the state the handlers
-//! share.
+//! The routes: `/metrics`, `/status` and `/api/v1/...`, `/-/healthy`,
+//! `/-/ready`, `POST /-/reload`, `/probe` (in `probe`) and the landing
+//! page, over the state the handlers share.
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use axum::Router;
 use futures_util::StreamExt as _;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{landing, probe};
+use super::{api, landing, probe, status};
 use crate::metrics::{Exposition, Format};
 use crate::reload::ReloadRequest;
 use crate::scheduler::OnDemand;
@@ -73,6 +73,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(landing::page))
         .route("/metrics", get(metrics))
+        .route("/status", get(status::page))
+        .route("/api/v1/certificates", get(api::certificates))
+        .route("/api/v1/sources", get(api::sources))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))

@@ -3,11 +3,12 @@
 //! on loopback for certinel to probe (`tls_server`), keystores and CRLs
 //! made by openssl and keytool (`stores`), the real certinel
 //! binary (`daemon`), the one HTTP client (`http`), reading `/metrics`
-//! (`exposition`), the real Prometheus tools (`prometheus`), and bounded
-//! waiting (`wait`).
+//! (`exposition`), the real Prometheus tools (`prometheus`), a real
+//! headless browser (`browser`), and bounded waiting (`wait`).
 //!
 //! Everything is re-exported here: tests `use crate::common::*`.
 
+pub mod browser;
 pub mod daemon;
 pub mod disk;
 pub mod exposition;
@@ -18,6 +19,7 @@ pub mod stores;
 pub mod tls_server;
 pub mod wait;
 
+pub use browser::*;
 pub use daemon::*;
 pub use disk::*;
 pub use exposition::*;

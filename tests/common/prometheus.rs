@@ -6,6 +6,9 @@
 //! `$PROMETHEUS`, `$PROMTOOL` and `$ALERTMANAGER` override the programs
 //! looked up in `PATH` (Debian: `apt-get install prometheus
 //! prometheus-alertmanager`; `scripts/test` installs them).
+//!
+//! [`find_program`] and [`start_server`] serve every real program the
+//! tests start on a port (the browser's driver too).
 
 use std::fs::File;
 use std::io::Write;
@@ -29,8 +32,9 @@ pub const JOB: &str = "certinel";
 /// How long a server may take to answer its readiness path.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A program from `$env`, or the first of `names` in `PATH`.
-fn find_program(env: &str, names: &[&str]) -> PathBuf {
+/// A program from `$env`, or the first of `names` in `PATH`; the test
+/// fails, saying how to install it, when there is none.
+pub fn find_program(env: &str, names: &[&str]) -> PathBuf {
     if let Some(p) = std::env::var_os(env) {
         return PathBuf::from(p);
     }
@@ -45,7 +49,8 @@ fn find_program(env: &str, names: &[&str]) -> PathBuf {
     }
     panic!(
         "{} not found in PATH (set ${env} to override). These tests run the real programs: \
-         run scripts/test, which installs them (apt-get install prometheus prometheus-alertmanager)",
+         run scripts/test, which installs them with apt (prometheus, prometheus-alertmanager, \
+         chromium, chromium-driver)",
         names.join(" or ")
     );
 }
@@ -131,7 +136,7 @@ impl Drop for Proc {
 /// Starts a server that listens on the port it is given and answers
 /// `ready_path` when ready; retries with a new port if another process took
 /// the one picked between probing and binding.
-fn start_server(
+pub fn start_server(
     name: &'static str,
     dir: &Path,
     ready_path: &str,

@@ -374,26 +374,10 @@ fn probe_is_off_until_configured_and_follows_reloads() {
 #[test]
 fn probe_sits_behind_basic_auth() {
     let dir = tempfile::tempdir().unwrap();
-    let hash = bcrypt::hash("s3cret", 4).unwrap();
-    let web = write(
-        dir.path(),
-        "web.yaml",
-        format!("basic_auth_users:\n  prom: '{hash}'\n"),
-    );
-    let d = Daemon::start_with_args(
-        dir.path(),
-        PROBE_CONFIG,
-        &["--web.config.file", web.to_str().unwrap()],
-    );
+    let (d, creds) = Daemon::start_with_basic_auth(dir.path(), PROBE_CONFIG, "prom", "s3cret");
     let query = "target=127.0.0.1%3A1";
     assert_eq!(probe(&d, query, &[]).status, 401);
-    let creds = format!("Basic {}", base64_of("prom:s3cret"));
     let r = probe(&d, query, &[("Authorization", &creds)]);
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("reason=\"refused\""), "{}", r.body);
-}
-
-fn base64_of(s: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(s)
 }

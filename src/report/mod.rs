@@ -1,0 +1,500 @@
+//! What certinel knows, as rows people and scripts read: one [`Row`] per
+//! certificate in every place it was seen (or per failing place that
+//! yielded none), and one [`SourceRow`] per source.
+//!
+//! One model for every reader: `certinel check` prints it (table or
+//! JSON), `/status` renders it as HTML and `/api/v1/...` serves it as
+//! JSON, so the three can never disagree. It is built from a
+//! [`Snapshot`] alone — no I/O — like `/metrics`.
+//!
+//! A new kind of fact is one field on [`Row`] (serialised under its own
+//! name, documented in `docs/api.md`) and one line where the place or the
+//! certificate is turned into a row.
+
+mod filter;
+mod sources;
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::cert::{CertFacts, CrlFacts};
+use crate::snapshot::{Snapshot, SourceData, SourceState};
+use crate::sources::endpoint::restart::Verdict;
+use crate::sources::files::{CertRole, FileErrorReason};
+use crate::text::{path_label, printable};
+
+pub use filter::{Filter, Summary, UnknownStatus, Which};
+pub use sources::{sources, SourceRow};
+
+/// How a row stands, least urgent first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// More than the warning threshold left.
+    Ok,
+    /// Less than the warning threshold left.
+    Warn,
+    /// Less than the critical threshold left.
+    Crit,
+    /// NotAfter has passed.
+    Expired,
+    /// The file or probe failed.
+    Error,
+}
+
+impl Status {
+    /// Every status, least urgent first.
+    pub const ALL: [Status; 5] = [
+        Status::Ok,
+        Status::Warn,
+        Status::Crit,
+        Status::Expired,
+        Status::Error,
+    ];
+
+    /// The JSON value (and query parameter): `ok`, `warn`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Crit => "crit",
+            Status::Expired => "expired",
+            Status::Error => "error",
+        }
+    }
+
+    /// The word people read: `OK`, `WARN`, …
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warn => "WARN",
+            Status::Crit => "CRIT",
+            Status::Expired => "EXPIRED",
+            Status::Error => "ERROR",
+        }
+    }
+}
+
+/// How the certificate a server presents relates to the one in the file it
+/// loads at start-up (its `expect_file`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Restart {
+    /// The server presents the certificate in the file.
+    Current,
+    /// The file holds a newer certificate: restart the service.
+    RestartPending,
+    /// They differ, but the file is not newer (not yet synced, or rolled
+    /// back): nothing to restart.
+    FileBehind,
+}
+
+impl From<Verdict> for Restart {
+    fn from(v: Verdict) -> Restart {
+        match v {
+            Verdict::Current => Restart::Current,
+            Verdict::RestartPending => Restart::RestartPending,
+            Verdict::FileBehind => Restart::FileBehind,
+        }
+    }
+}
+
+/// One certificate in one place, or one failing place with no certificate.
+/// Serialised as documented in `docs/api.md`.
+///
+/// A row borrows its text from the snapshot it was built from: ten
+/// thousand rows are built per request, and copying their strings cost
+/// more than everything else a page does (and left the allocator holding
+/// the copies). Text that must be escaped first is owned.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row<'a> {
+    /// The verdict.
+    pub status: Status,
+    /// Days until NotAfter (negative once expired); absent for failures
+    /// without a certificate.
+    pub days_left: Option<f64>,
+    /// NotAfter, Unix seconds.
+    pub not_after: Option<i64>,
+    /// Subject CN.
+    pub subject_cn: &'a str,
+    /// Issuer CN.
+    pub issuer_cn: &'a str,
+    /// Serial number, decimal.
+    pub serial_number: &'a str,
+    /// `file` or `endpoint`.
+    pub source_kind: &'static str,
+    /// The source's name.
+    pub source_name: &'a str,
+    /// File path (file sources).
+    pub filepath: Cow<'a, str>,
+    /// `host:port` (endpoint sources).
+    pub target: &'a str,
+    /// The SNI sent (endpoint sources; empty for IP addresses).
+    pub server_name: &'a str,
+    /// Resolved address (endpoint sources).
+    pub address: &'a str,
+    /// Position in the file or served chain.
+    pub chain_index: Option<usize>,
+    /// Error reason from the contract, if the place is failing.
+    pub reason: Option<&'static str>,
+    /// Error detail.
+    pub detail: Option<Cow<'a, str>>,
+    /// The restart verdict of a served leaf (chain index 0 of an endpoint
+    /// target with an `expect_file`), when there is one.
+    pub restart: Option<Restart>,
+    /// The target's `expect_file` (endpoint sources).
+    pub expect_file: Option<Cow<'a, str>>,
+    /// `certificate`, or `crl` for a CRL (its `not_after` and `days_left`
+    /// are then its `nextUpdate`, `issuer_cn` its issuer, `serial_number`
+    /// its `cRLNumber`).
+    pub object: &'static str,
+    /// A CRL's `thisUpdate`, Unix seconds.
+    pub this_update: Option<i64>,
+    /// A kubeconfig certificate's role: `cluster` (a CA) or `user`.
+    pub embedded_kind: Option<&'static str>,
+    /// A kubeconfig certificate's cluster or user name.
+    pub embedded_key: Option<&'a str>,
+}
+
+/// [`Row::object`] of a certificate.
+pub const OBJECT_CERTIFICATE: &str = "certificate";
+/// [`Row::object`] of a CRL.
+pub const OBJECT_CRL: &str = "crl";
+
+impl Row<'_> {
+    /// Where the certificate was seen, in one line: the file path, or
+    /// `target (address)`, with `#i` below the leaf; a kubeconfig
+    /// certificate's role after it, `(CRL)` after a CRL's file.
+    pub fn place(&self) -> String {
+        let base = if self.source_kind == "file" {
+            self.filepath.to_string()
+        } else if self.address.is_empty() {
+            self.target.to_owned()
+        } else {
+            format!("{} ({})", self.target, self.address)
+        };
+        let base = match self.chain_index {
+            Some(i) if self.object == OBJECT_CRL && i > 0 => return format!("{base} (CRL #{i})"),
+            _ if self.object == OBJECT_CRL => return format!("{base} (CRL)"),
+            Some(i) if i > 0 => format!("{base} #{i}"),
+            _ => base,
+        };
+        match (self.embedded_kind, self.embedded_key) {
+            (Some(kind), Some(key)) => format!("{base} ({kind} {key})"),
+            _ => base,
+        }
+    }
+
+    /// Whether the server must be restarted to serve the certificate in its
+    /// file.
+    pub fn restart_pending(&self) -> bool {
+        self.restart == Some(Restart::RestartPending)
+    }
+
+    /// Most urgent first: failures without a certificate (by place), then
+    /// soonest NotAfter first (by place among equals).
+    fn urgency_cmp(&self, other: &Row<'_>) -> Ordering {
+        let expiry = |r: &Row<'_>| (r.not_after.is_some(), r.not_after);
+        expiry(self)
+            .cmp(&expiry(other))
+            .then_with(|| self.place_cmp(other))
+    }
+
+    /// The order of [`place`](Self::place), without building it, then by
+    /// source: no two rows compare equal.
+    fn place_cmp(&self, other: &Row<'_>) -> Ordering {
+        self.place_key().cmp(&other.place_key())
+    }
+
+    fn place_key(&self) -> (&str, &str, Option<usize>, &str, &str) {
+        let base = if self.source_kind == "file" {
+            &self.filepath
+        } else {
+            self.target
+        };
+        (
+            base,
+            self.address,
+            self.chain_index,
+            self.object,
+            self.source_name,
+        )
+    }
+}
+
+/// Where the bands start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Below this: warn.
+    pub warn: Duration,
+    /// Below this: critical.
+    pub crit: Duration,
+}
+
+impl Default for Thresholds {
+    /// 30 days and 7 days, as `certinel check` and the shipped alerts.
+    fn default() -> Thresholds {
+        Thresholds {
+            warn: Duration::from_secs(30 * 86_400),
+            crit: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+impl Thresholds {
+    fn status(&self, not_after: i64, now: i64) -> Status {
+        let left = not_after.saturating_sub(now);
+        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        if left < 0 {
+            Status::Expired
+        } else if left < secs(self.crit) {
+            Status::Crit
+        } else if left < secs(self.warn) {
+            Status::Warn
+        } else {
+            Status::Ok
+        }
+    }
+}
+
+/// Turns a snapshot into rows, most urgent first: failures without a
+/// certificate, then soonest expiry first.
+pub fn rows(snapshot: &Snapshot, thresholds: Thresholds, now: SystemTime) -> Vec<Row<'_>> {
+    let now = crate::clock::unix_secs(now);
+    // Sized once: growing a vector of ten thousand rows copies it again
+    // and again.
+    let capacity = snapshot
+        .sources
+        .iter()
+        .map(|s| s.certificates + s.files_in_error)
+        .sum();
+    let mut out = Vec::with_capacity(capacity);
+    for source in &snapshot.sources {
+        for_each_place(source, |place, found| {
+            out.extend(crl_rows(&place, found.crls, now));
+            if found.certs.is_empty() {
+                // A file of CRLs alone has its rows already.
+                if place.reason.is_some() || found.crls.is_empty() {
+                    out.push(place);
+                }
+                return;
+            }
+            for (i, c) in found.certs.iter().enumerate() {
+                let mut row = certificate_row(&place, i, c, thresholds, now);
+                if let Some(role) = found.roles.get(i) {
+                    row.embedded_kind = Some(role.kind.as_str());
+                    row.embedded_key = Some(&role.name);
+                }
+                out.push(row);
+            }
+        });
+    }
+    // No two rows compare equal, so an unstable sort (no buffer) is as
+    // deterministic as a stable one.
+    out.sort_unstable_by(Row::urgency_cmp);
+    out
+}
+
+/// The row of the certificate at `index` in `place`.
+fn certificate_row<'a>(
+    place: &Row<'a>,
+    index: usize,
+    c: &'a CertFacts,
+    thresholds: Thresholds,
+    now: i64,
+) -> Row<'a> {
+    let status = thresholds.status(c.not_after, now);
+    Row {
+        // A failing place stays an error whatever its certificates say:
+        // the failure is what needs attention.
+        status: if place.reason.is_some() {
+            Status::Error
+        } else {
+            status
+        },
+        days_left: Some(c.not_after.saturating_sub(now) as f64 / 86_400.0),
+        not_after: Some(c.not_after),
+        subject_cn: &c.subject.cn,
+        issuer_cn: &c.issuer.cn,
+        serial_number: &c.serial_number,
+        chain_index: Some(index),
+        // The verdict compares leaves: it belongs to the leaf's row only.
+        restart: place.restart.filter(|_| index == 0),
+        ..place.clone()
+    }
+}
+
+/// A file's CRLs as rows: each judged on its `nextUpdate` alone (CRLs
+/// live days, not months, so the certificate thresholds do not apply):
+/// OK until it passes, then EXPIRED with reason `crl_stale`.
+fn crl_rows<'a>(place: &Row<'a>, crls: &'a [CrlFacts], now: i64) -> Vec<Row<'a>> {
+    crls.iter()
+        .enumerate()
+        .map(|(i, crl)| {
+            let stale = crl.is_stale(now);
+            Row {
+                status: if stale { Status::Expired } else { Status::Ok },
+                days_left: crl
+                    .next_update
+                    .map(|n| n.saturating_sub(now) as f64 / 86_400.0),
+                not_after: crl.next_update,
+                issuer_cn: &crl.issuer.cn,
+                serial_number: &crl.crl_number,
+                chain_index: Some(i),
+                reason: stale.then_some(FileErrorReason::CrlStale.as_str()),
+                detail: stale.then_some(Cow::Borrowed("the CRL's nextUpdate has passed")),
+                object: OBJECT_CRL,
+                this_update: Some(crl.this_update),
+                ..place.clone()
+            }
+        })
+        .collect()
+}
+
+/// What a place yielded besides its row template.
+#[derive(Clone, Copy)]
+struct Found<'a> {
+    /// Certificates, in file, store or chain order.
+    certs: &'a [Arc<CertFacts>],
+    /// For a kubeconfig, each certificate's role; empty otherwise.
+    roles: &'a [Arc<CertRole>],
+    /// A file's CRLs.
+    crls: &'a [CrlFacts],
+}
+
+/// Calls `f` with every place a source saw, as a row template (no
+/// certificate yet), and what was found there.
+fn for_each_place<'a>(source: &'a SourceState, mut f: impl FnMut(Row<'a>, Found<'a>)) {
+    let blank = Row {
+        status: Status::Error,
+        days_left: None,
+        not_after: None,
+        subject_cn: "",
+        issuer_cn: "",
+        serial_number: "",
+        source_kind: source.kind.as_str(),
+        source_name: &source.name,
+        filepath: Cow::Borrowed(""),
+        target: "",
+        server_name: "",
+        address: "",
+        chain_index: None,
+        reason: None,
+        detail: None,
+        restart: None,
+        expect_file: None,
+        object: OBJECT_CERTIFICATE,
+        this_update: None,
+        embedded_kind: None,
+        embedded_key: None,
+    };
+    match &source.data {
+        SourceData::Files(scan) => {
+            for (path, report) in scan.iter() {
+                let place = Row {
+                    filepath: path_label(path),
+                    reason: report.error.as_ref().map(|e| e.reason.as_str()),
+                    detail: report.error.as_ref().map(|e| printable(&e.detail)),
+                    ..blank.clone()
+                };
+                f(
+                    place,
+                    Found {
+                        certs: &report.certs,
+                        roles: &report.roles,
+                        crls: &report.crls,
+                    },
+                );
+            }
+        }
+        SourceData::Endpoints(results) => {
+            for (target, report) in results.targets.iter().zip(&results.reports) {
+                // Not probed yet: nothing to say about it (the sources
+                // report counts it).
+                let Some(report) = report else { continue };
+                let check = report.restart.as_ref();
+                for (i, r) in report.addresses.iter().enumerate() {
+                    let place = Row {
+                        target: &target.target,
+                        server_name: target.sni(),
+                        address: &r.address,
+                        reason: r.error.as_ref().map(|e| e.reason.as_str()),
+                        detail: r.error.as_ref().map(|e| printable(&e.detail)),
+                        restart: check.and_then(|c| c.verdict(i)).map(Restart::from),
+                        expect_file: check.map(|c| path_label(&c.file)),
+                        ..blank.clone()
+                    };
+                    f(
+                        place,
+                        Found {
+                            certs: &r.chain,
+                            roles: &[],
+                            crls: &[],
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A row of the file source `f` with `days` left.
+    pub(crate) fn row(status: Status, days: Option<f64>) -> Row<'static> {
+        Row {
+            status,
+            days_left: days,
+            not_after: days.map(|d| (d * 86_400.0) as i64),
+            subject_cn: "cn",
+            issuer_cn: "",
+            serial_number: "",
+            source_kind: "file",
+            source_name: "f",
+            filepath: "/x.pem".into(),
+            target: "",
+            server_name: "",
+            address: "",
+            chain_index: Some(0),
+            reason: None,
+            detail: None,
+            restart: None,
+            expect_file: None,
+            object: OBJECT_CERTIFICATE,
+            this_update: None,
+            embedded_kind: None,
+            embedded_key: None,
+        }
+    }
+
+    #[test]
+    fn bands_follow_the_thresholds() {
+        let t = Thresholds::default();
+        let day = 86_400;
+        assert_eq!(t.status(-1, 0), Status::Expired);
+        assert_eq!(t.status(0, 0), Status::Crit);
+        assert_eq!(t.status(7 * day - 1, 0), Status::Crit);
+        assert_eq!(t.status(7 * day, 0), Status::Warn);
+        assert_eq!(t.status(30 * day, 0), Status::Ok);
+        assert_eq!(t.status(i64::MIN, i64::MAX), Status::Expired);
+    }
+
+    #[test]
+    fn places_order_like_their_text() {
+        let mut a = row(Status::Ok, None);
+        let mut b = a.clone();
+        a.filepath = "/a.pem".into();
+        b.filepath = "/b.pem".into();
+        assert_eq!(a.place_cmp(&b), a.place().cmp(&b.place()));
+        b.filepath = "/a.pem".into();
+        b.chain_index = Some(1);
+        assert_eq!(a.place_cmp(&b), Ordering::Less);
+        assert_eq!(b.place(), "/a.pem #1");
+    }
+}
