@@ -11,7 +11,7 @@ use super::{Fixture, HOSTILE_CN, SUBJECTS_BY_URGENCY};
 use crate::common::*;
 
 /// Every field of a row, as docs/api.md lists them.
-const ROW_FIELDS: [&str; 17] = [
+const ROW_FIELDS: [&str; 21] = [
     "status",
     "days_left",
     "not_after",
@@ -29,6 +29,10 @@ const ROW_FIELDS: [&str; 17] = [
     "detail",
     "restart",
     "expect_file",
+    "object",
+    "this_update",
+    "embedded_kind",
+    "embedded_key",
 ];
 
 fn rows(v: &Value) -> &Vec<Value> {
