@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::snapshot::{SourceData, Store};
+use crate::sources::endpoint::{AddressReport, OcspStatus};
 use crate::{metrics, scheduler, textfile};
 
 pub use args::{adhoc_config, merge};
@@ -100,6 +101,33 @@ pub struct Row {
     pub reason: Option<&'static str>,
     /// Error detail.
     pub detail: Option<String>,
+    /// The stapled OCSP response's status (`good`, `revoked`, `unknown`,
+    /// `unusable`), `none` when the server staples none; endpoint rows
+    /// with a chain only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ocsp_status: Option<&'static str>,
+    /// nextUpdate of the stapled response, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ocsp_next_update: Option<i64>,
+    /// Problems with the served chain (`out_of_order`,
+    /// `missing_intermediate`, `weak_signature`, `small_key`), each once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chain_problems: Vec<&'static str>,
+    /// Earliest NotAfter along the verified path, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_chain_not_after: Option<i64>,
+}
+
+impl Row {
+    /// The OCSP and chain findings, for the table's NOTES column.
+    pub(crate) fn notes(&self) -> String {
+        let mut notes = Vec::new();
+        if let Some(status) = self.ocsp_status.filter(|s| *s != "none") {
+            notes.push(format!("ocsp {status}"));
+        }
+        notes.extend(self.chain_problems.iter().map(|p| (*p).to_owned()));
+        notes.join(", ")
+    }
 }
 
 impl Row {
@@ -176,13 +204,19 @@ pub fn rows(store: &Store, t: Thresholds, now: SystemTime) -> Vec<Row> {
             chain_index: None,
             reason: None,
             detail: None,
+            ocsp_status: None,
+            ocsp_next_update: None,
+            chain_problems: Vec::new(),
+            verified_chain_not_after: None,
         };
-        // (place template, certificates, error) for every place seen.
+        // (place template, certificates) for every place seen; the
+        // template's status is the floor of its certificates' statuses.
         let mut places = Vec::new();
         match &source.data {
             SourceData::Files(scan) => {
                 for (path, report) in scan.iter() {
                     let place = Row {
+                        status: Status::Ok,
                         filepath: crate::text::path_label(path).into_owned(),
                         reason: report.error.as_ref().map(|e| e.reason.as_str()),
                         detail: report.error.as_ref().map(|e| e.detail.clone()),
@@ -201,18 +235,22 @@ pub fn rows(store: &Store, t: Thresholds, now: SystemTime) -> Vec<Row> {
                             detail: r.error.as_ref().map(|e| e.detail.clone()),
                             ..blank.clone()
                         };
-                        places.push((place, &r.chain));
+                        places.push((findings(place, r, now), &r.chain));
                     }
                 }
             }
         }
         for (place, certs) in places {
             if certs.is_empty() {
-                out.push(place);
+                // No certificate: the file or probe failed.
+                out.push(Row {
+                    status: Status::Error,
+                    ..place
+                });
                 continue;
             }
             for (i, c) in certs.iter().enumerate() {
-                let status = status_of(c.not_after);
+                let status = status_of(c.not_after).max(place.status);
                 out.push(Row {
                     status: if place.reason.is_some() {
                         Status::Error.max(status)
@@ -238,6 +276,42 @@ pub fn rows(store: &Store, t: Thresholds, now: SystemTime) -> Vec<Row> {
         (Some(x), Some(y)) => x.total_cmp(&y).then_with(|| a.place().cmp(&b.place())),
     });
     out
+}
+
+/// Adds a probed address's OCSP and chain findings to its row template,
+/// raising its status floor (which is `Ok` until then, as nothing failed):
+/// a revoked staple is an error, since clients that check it refuse the
+/// connection; a chain problem, a stale, unknown or unusable staple is a
+/// warning.
+fn findings(mut place: Row, r: &AddressReport, now: i64) -> Row {
+    place.status = Status::Ok;
+    if let Some(staple) = &r.ocsp {
+        place.ocsp_status = Some(staple.as_ref().map_or("none", |s| s.status.as_str()));
+        if let Some(s) = staple {
+            place.ocsp_next_update = s.next_update;
+            let stale = s.next_update.is_some_and(|t| t < now);
+            place.status = match s.status {
+                OcspStatus::Revoked => Status::Error,
+                OcspStatus::Good if !stale => Status::Ok,
+                _ => Status::Warn,
+            };
+        }
+    }
+    if let Some(chain) = &r.chain_report {
+        for p in &chain.problems {
+            if !place.chain_problems.contains(&p.kind.as_str()) {
+                place.chain_problems.push(p.kind.as_str());
+            }
+            if place.detail.is_none() {
+                place.detail = Some(p.detail.clone());
+            }
+        }
+        if !chain.problems.is_empty() {
+            place.status = place.status.max(Status::Warn);
+        }
+        place.verified_chain_not_after = chain.verified.as_ref().map(|v| v.not_after);
+    }
+    place
 }
 
 /// The exit code for a set of rows.
@@ -273,6 +347,10 @@ pub(super) mod tests {
             chain_index: Some(0),
             reason: None,
             detail: None,
+            ocsp_status: None,
+            ocsp_next_update: None,
+            chain_problems: Vec::new(),
+            verified_chain_not_after: None,
         }
     }
 

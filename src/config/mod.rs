@@ -33,6 +33,7 @@ use crate::logging::{LogFormat, LogLevel};
 pub use error::ConfigError;
 pub(crate) use patterns::PatternKind;
 pub use patterns::{ExcludeSet, FilePattern};
+pub(crate) use tls::Anchors;
 pub use tls::{TlsFile, TlsSettings, TlsSetupError};
 pub use values::{NameAttribute, Starttls};
 

@@ -14,6 +14,7 @@ use prometheus_client::metrics::MetricType;
 use super::labels::{for_each_cert, for_each_probe, CertLabels, Probe, ProbeLabels};
 use super::names::*;
 use super::series::{Family, Pairs, Series, Twins};
+use super::tls::probe_family;
 use crate::clock::{unix_seconds, unix_secs};
 use crate::snapshot::{SourceData, SourceState, Store};
 use crate::sources::SourceKind;
@@ -106,6 +107,7 @@ impl Collector for StoreCollector {
             family.gauge(&mut m, &p.labels, unix_seconds(p.report.probed_at))
         })?;
         served_stale(&mut enc, sources)?;
+        super::tls::encode(&mut enc, sources)?;
 
         // 3. File sources.
         file_errors(&mut enc, sources)?;
@@ -199,27 +201,8 @@ fn probe_info<'a>(
     sources: &'a [Arc<SourceState>],
     extra: impl Fn(&Probe<'a>) -> Option<Vec<(&'a str, &'a str)>>,
 ) -> std::fmt::Result {
-    let each = |f: &mut dyn FnMut(&dyn Series) -> std::fmt::Result| {
-        for_each_probe(sources, |p| match extra(p) {
-            Some(extra) => f(&ProbeLabels {
-                extra: &extra,
-                ..p.labels
-            }),
-            None => Ok(()),
-        })
-    };
-    let twins = Twins::find(each);
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    let mut family = Family::new(&twins);
-    for_each_probe(sources, |p| match extra(p) {
-        Some(extra) => family.gauge(
-            &mut m,
-            &ProbeLabels {
-                extra: &extra,
-                ..p.labels
-            },
-            1,
-        ),
+    probe_family(enc, name, help, sources, |p, f| match extra(p) {
+        Some(extra) => f(&extra, 1i64),
         None => Ok(()),
     })
 }
