@@ -24,6 +24,9 @@ mod common;
 mod daemon;
 /// Deployment artefacts: Dockerfile, Kubernetes manifests, systemd unit.
 mod deploy;
+/// Beyond the verdict, against `openssl s_server`: chain problems, the
+/// verified path, stapled OCSP; STARTTLS failures against hand-written servers.
+mod endpoint;
 /// The file source on real files: formats, every bad input, paths and
 /// globs, changes between passes.
 mod files;

@@ -1,6 +1,7 @@
 //! Shared test helpers, one home per concept: certificates minted per test
 //! with chosen validity (`pki`), files laid out on disk (`disk`), servers
-//! on loopback for certinel to probe (`tls_server`), the real certinel
+//! on loopback for certinel to probe (`tls_server`), real programs run as
+//! an unprivileged user (`process`), in-process probes (`probe`), the real certinel
 //! binary (`daemon`), the one HTTP client (`http`), reading `/metrics`
 //! (`exposition`), the real Prometheus tools (`prometheus`), and bounded
 //! waiting (`wait`).
@@ -12,6 +13,8 @@ pub mod disk;
 pub mod exposition;
 pub mod http;
 pub mod pki;
+pub mod probe;
+pub mod process;
 pub mod prometheus;
 pub mod tls_server;
 pub mod wait;
@@ -21,6 +24,8 @@ pub use disk::*;
 pub use exposition::*;
 pub use http::*;
 pub use pki::*;
+pub use probe::*;
+pub use process::*;
 pub use prometheus::*;
 pub use tls_server::*;
 pub use wait::*;
