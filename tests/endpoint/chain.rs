@@ -10,7 +10,11 @@ use crate::common::*;
 
 fn problems(report: &certinel::sources::endpoint::AddressReport) -> Vec<(ChainProblemKind, usize)> {
     let chain = report.chain_report.as_ref().expect("a chain was presented");
-    chain.problems.iter().map(|p| (p.kind, p.chain_index)).collect()
+    chain
+        .problems
+        .iter()
+        .map(|p| (p.kind, p.chain_index))
+        .collect()
 }
 
 #[tokio::test]
@@ -43,7 +47,13 @@ async fn an_expired_extra_certificate_is_not_on_the_verified_path() {
     let server = pki.s_server("leaf.crt", "leaf.key", Some(&chain), &[]);
     let reports = probe_one(&pki.source(server.addr, "")).await;
     assert_eq!(reason(&reports), None, "{reports:?}");
-    let path = reports[0].chain_report.as_ref().unwrap().verified.clone().unwrap();
+    let path = reports[0]
+        .chain_report
+        .as_ref()
+        .unwrap()
+        .verified
+        .clone()
+        .unwrap();
     assert_eq!(path.unused, vec![2]);
     assert_eq!(path.not_after, pki.leaf.not_after);
 }
@@ -52,13 +62,25 @@ async fn an_expired_extra_certificate_is_not_on_the_verified_path() {
 async fn a_chain_out_of_order_is_accepted_and_flagged() {
     let pki = Pki::new(40, 300);
     // Leaf, root, intermediate: the leaf's issuer is not next to it.
-    let chain = pki.bundle("chain.pem", &[&pki.root.cert.cert_pem, &pki.inter.cert.cert_pem]);
+    let chain = pki.bundle(
+        "chain.pem",
+        &[&pki.root.cert.cert_pem, &pki.inter.cert.cert_pem],
+    );
     let server = pki.s_server("leaf.crt", "leaf.key", Some(&chain), &[]);
     let reports = probe_one(&pki.source(server.addr, "")).await;
     assert_eq!(reason(&reports), None, "{reports:?}");
-    assert_eq!(problems(&reports[0]), vec![(ChainProblemKind::OutOfOrder, 0)]);
+    assert_eq!(
+        problems(&reports[0]),
+        vec![(ChainProblemKind::OutOfOrder, 0)]
+    );
     // The served root is the anchor: on the path, not an extra.
-    let path = reports[0].chain_report.as_ref().unwrap().verified.clone().unwrap();
+    let path = reports[0]
+        .chain_report
+        .as_ref()
+        .unwrap()
+        .verified
+        .clone()
+        .unwrap();
     assert!(path.unused.is_empty(), "{path:?}");
 }
 
@@ -96,7 +118,11 @@ async fn an_untrusted_root_served_in_full_stays_unknown_ca() {
     write(pki.path(), "other-leaf.key", &other.key_pem);
     let server = pki.s_server("other-leaf.crt", "other-leaf.key", Some(&chain), &[]);
     let reports = probe_one(&pki.source(server.addr, "")).await;
-    assert_eq!(reason(&reports), Some(TlsErrorReason::UnknownCa), "{reports:?}");
+    assert_eq!(
+        reason(&reports),
+        Some(TlsErrorReason::UnknownCa),
+        "{reports:?}"
+    );
     assert!(problems(&reports[0]).is_empty());
 }
 
@@ -106,15 +132,42 @@ async fn an_untrusted_root_served_in_full_stays_unknown_ca() {
 fn openssl_leaf(pki: &Pki, name: &str, newkey: &[&str], digest: &str) {
     let d = pki.path();
     write(d, "san.ext", "subjectAltName=DNS:localhost\n");
-    let (key, csr, crt) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"));
-    let mut req = vec!["req", "-new", "-nodes", "-subj", "/CN=localhost", "-keyout", &key, "-out", &csr];
+    let (key, csr, crt) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+    );
+    let mut req = vec![
+        "req",
+        "-new",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ];
     req.extend_from_slice(newkey);
     openssl(d, &req);
     openssl(
         d,
         &[
-            "x509", "-req", "-in", &csr, "-CA", "inter.crt", "-CAkey", "inter.key", digest,
-            "-days", "30", "-extfile", "san.ext", "-out", &crt,
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "inter.crt",
+            "-CAkey",
+            "inter.key",
+            digest,
+            "-days",
+            "30",
+            "-extfile",
+            "san.ext",
+            "-out",
+            &crt,
         ],
     );
 }
@@ -122,7 +175,12 @@ fn openssl_leaf(pki: &Pki, name: &str, newkey: &[&str], digest: &str) {
 #[tokio::test]
 async fn sha1_signatures_and_small_rsa_keys_are_flagged() {
     let pki = Pki::new(40, 300);
-    openssl_leaf(&pki, "sha1", &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "-sha1");
+    openssl_leaf(
+        &pki,
+        "sha1",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "-sha1",
+    );
     openssl_leaf(&pki, "rsa1024", &["-newkey", "rsa:1024"], "-sha256");
     let chain = pki.file("inter.crt");
     // OpenSSL's own security level refuses to serve either.
@@ -130,8 +188,15 @@ async fn sha1_signatures_and_small_rsa_keys_are_flagged() {
     let sha1 = pki.s_server("sha1.crt", "sha1.key", Some(&chain), &weak);
     let reports = probe_one(&pki.source(sha1.addr, "")).await;
     // WebPKI refuses SHA-1: the verdict and the problem agree.
-    assert_eq!(reason(&reports), Some(TlsErrorReason::BadCertificate), "{reports:?}");
-    assert_eq!(problems(&reports[0]), vec![(ChainProblemKind::WeakSignature, 0)]);
+    assert_eq!(
+        reason(&reports),
+        Some(TlsErrorReason::BadCertificate),
+        "{reports:?}"
+    );
+    assert_eq!(
+        problems(&reports[0]),
+        vec![(ChainProblemKind::WeakSignature, 0)]
+    );
     let small = pki.s_server("rsa1024.crt", "rsa1024.key", Some(&chain), &weak);
     let reports = probe_one(&pki.source(small.addr, "")).await;
     assert_eq!(problems(&reports[0]), vec![(ChainProblemKind::SmallKey, 0)]);

@@ -61,7 +61,13 @@ impl Pki {
 
     /// `openssl s_server` serving the leaf (or `cert`/`key` files of the
     /// directory) with the chain file `chain`, plus `extra` arguments.
-    pub fn s_server(&self, cert: &str, key: &str, chain: Option<&Path>, extra: &[&str]) -> OpensslServer {
+    pub fn s_server(
+        &self,
+        cert: &str,
+        key: &str,
+        chain: Option<&Path>,
+        extra: &[&str],
+    ) -> OpensslServer {
         let (cert, key) = (self.file(cert), self.file(key));
         let mut args = vec![
             "-cert".to_owned(),

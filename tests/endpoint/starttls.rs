@@ -29,11 +29,17 @@ async fn failure(addr: SocketAddr, protocol: &str) -> (TlsErrorReason, String) {
     let dir = tempfile::tempdir().unwrap();
     let source = endpoint(
         dir.path(),
-        &format!("targets: [\"{addr}\"]\nserver_name: localhost\nstarttls: {protocol}\ntimeout: 3s\n"),
+        &format!(
+            "targets: [\"{addr}\"]\nserver_name: localhost\nstarttls: {protocol}\ntimeout: 3s\n"
+        ),
     );
     let started = Instant::now();
     let reports = probe_one(&source).await;
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     let e = reports[0].error.clone().expect("the probe fails");
     (e.reason, e.detail)
 }
@@ -55,7 +61,10 @@ async fn ldap_refusals_and_notices_are_starttls_failures() {
     let refused = ldap_response(1, 2, "unsupported extended operation");
     let (reason, detail) = failure(answering(31, refused), "ldap").await;
     assert_eq!(reason, TlsErrorReason::Starttls);
-    assert!(detail.contains("result 2") && detail.contains("unsupported"), "{detail}");
+    assert!(
+        detail.contains("result 2") && detail.contains("unsupported"),
+        "{detail}"
+    );
     // Notice of disconnection: message ID 0, result unavailable (52).
     let notice = ldap_response(0, 52, "");
     let (_, detail) = failure(answering(31, notice), "ldap").await;
@@ -85,7 +94,8 @@ async fn xmpp_without_starttls_failure_and_errors_are_starttls_failures() {
         let _ = stream.read(&mut buf);
         let _ = stream.write_all(offered.as_bytes());
         let _ = stream.read(&mut buf);
-        let _ = stream.write_all(b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>");
+        let _ =
+            stream.write_all(b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:stream>");
         std::thread::sleep(Duration::from_millis(500));
     });
     let (_, detail) = failure(addr, "xmpp").await;
@@ -117,7 +127,10 @@ async fn mysql_without_ssl_and_errors_are_starttls_failures() {
     let mut packet = vec![err.len() as u8, 0, 0, 0];
     packet.extend_from_slice(err);
     let (_, detail) = failure(answering(0, packet), "mysql").await;
-    assert!(detail.contains("1129") && detail.contains("blocked"), "{detail}");
+    assert!(
+        detail.contains("1129") && detail.contains("blocked"),
+        "{detail}"
+    );
     let (_, detail) = failure(answering(0, vec![0xff, 0xff, 0xff, 0]), "mysql").await;
     assert!(detail.contains("bytes"), "{detail}");
 }

@@ -278,31 +278,12 @@ fn anchor_named<'a>(
     anchors: &'a Anchors,
     name: &[u8],
 ) -> Option<&'a rustls::pki_types::TrustAnchor<'static>> {
-    let contents = der_contents(name)?;
+    let contents = super::ocsp::strip_header(name).ok()?;
     anchors
         .roots
         .roots
         .iter()
-        .find(|a| a.subject.as_ref() == contents)
-}
-
-/// The contents of one DER TLV (its tag and length stripped).
-fn der_contents(tlv: &[u8]) -> Option<&[u8]> {
-    let first = usize::from(*tlv.get(1)?);
-    let (header, len) = if first < 0x80 {
-        (2, first)
-    } else {
-        let n = first & 0x7f;
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let len = tlv
-            .get(2..2 + n)?
-            .iter()
-            .fold(0usize, |a, b| (a << 8) | usize::from(*b));
-        (2 + n, len)
-    };
-    tlv.get(header..header.checked_add(len)?)
+        .find(|a| a.subject.as_ref() == contents.as_slice())
 }
 
 /// The leaf's issuer's SubjectPublicKeyInfo by name, when the chain did
@@ -372,20 +353,4 @@ fn verified_path(
     let unused = (0..chain.len()).filter(|i| !on_path[*i]).collect();
     let issuer_spki = path.issuer_spki().as_ref().to_vec();
     Some((VerifiedPath { not_after, unused }, issuer_spki))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn der_contents_strips_short_and_long_headers() {
-        assert_eq!(der_contents(&[0x30, 2, 5, 0]), Some(&[5u8, 0][..]));
-        let mut long = vec![0x30, 0x81, 0x80];
-        long.extend([7u8; 0x80]);
-        assert_eq!(der_contents(&long).map(<[u8]>::len), Some(0x80));
-        assert_eq!(der_contents(&[0x30, 5, 1]), None);
-        assert_eq!(der_contents(&[0x30, 0x85, 1, 1, 1, 1, 1]), None);
-        assert_eq!(der_contents(&[0x30]), None);
-    }
 }

@@ -256,13 +256,11 @@ fn algorithm_contents(alg: &spki::AlgorithmIdentifierOwned) -> Result<Vec<u8>, S
     strip_header(&der)
 }
 
-/// The contents of a DER TLV.
-fn strip_header(der: &[u8]) -> Result<Vec<u8>, String> {
-    let header = der::Header::from_der(der).map_err(|e| e.to_string())?;
-    let len = usize::try_from(header.length).map_err(|e| e.to_string())?;
-    der.get(der.len().saturating_sub(len)..)
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| "truncated DER".to_owned())
+/// The contents of a DER TLV (its tag and length stripped).
+pub(super) fn strip_header(der: &[u8]) -> Result<Vec<u8>, String> {
+    der::asn1::AnyRef::from_der(der)
+        .map(|any| any.value().to_vec())
+        .map_err(|e| e.to_string())
 }
 
 /// The CertID hash algorithms RFC 6960 and its profiles use.
