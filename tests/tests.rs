@@ -39,6 +39,9 @@ mod integrity;
 mod listener;
 /// Following rotation: file watching, config reload, restart-pending.
 mod rotation;
+/// Real servers (PostgreSQL, OpenLDAP, Exim, Dovecot, vsftpd, Prosody,
+/// MariaDB), each started once per run, probed through their STARTTLS.
+mod servers;
 /// Every handshake failure reason, produced by a real loopback server.
 mod tls;
 /// certinel's own HTTP server: TLS, client certificates, basic auth, rotation.

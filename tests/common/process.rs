@@ -32,6 +32,23 @@ pub fn server_user() -> Option<(u32, u32)> {
     Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?))
 }
 
+/// The servers' user and group names, and their ids, for configuration
+/// files that want them (Dovecot, Exim).
+pub fn server_user_names() -> (String, String, u32, u32) {
+    let (uid, gid) = server_user().unwrap_or_else(|| {
+        let meta = std::fs::metadata("/proc/self").unwrap();
+        (meta.uid(), meta.gid())
+    });
+    let name = |args: &[&str]| {
+        let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split(':').next().unwrap_or_default().trim().to_owned()
+    };
+    let user = name(&["id", "-nu", &uid.to_string()]);
+    let group = name(&["getent", "group", &gid.to_string()]);
+    (user, group, uid, gid)
+}
+
 /// Hands `path` (and everything under it) to the server user.
 pub fn give_to_server_user(path: &Path) {
     let Some((uid, gid)) = server_user() else {
@@ -54,10 +71,14 @@ impl Background {
         // The watchdog: start the program, then poll for the test process;
         // once it is gone, stop the whole group (the program and whatever
         // it forked).
-        let script = r#"test_pid=$1; shift
+        // The watchdog survives its own TERM (a handler, which exec
+        // resets, so the program still gets the default action) to follow
+        // it with KILL for anything that ignored it. dash's `kill` takes
+        // no `--`: `-$$` is the group.
+        let script = r#"trap : TERM; test_pid=$1; shift
 "$@" &
 while [ -d "/proc/$test_pid" ] && kill -0 $! 2>/dev/null; do sleep 0.5; done
-kill -TERM -- -$$ 2>/dev/null; sleep 1; kill -KILL -- -$$ 2>/dev/null"#;
+kill -TERM -$$ 2>/dev/null; sleep 1; kill -KILL -$$ 2>/dev/null"#;
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -122,6 +143,23 @@ impl Drop for Background {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// Removes `dir` once the test process has ended and its servers have
+/// been stopped: for directories kept in a `static`, never dropped.
+pub fn remove_after_exit(dir: &Path) {
+    // Backgrounded within the shell, which returns at once: the janitor
+    // outlives us, a child of init rather than a zombie of ours.
+    let script = r#"(while [ -d "/proc/$1" ]; do sleep 0.5; done; sleep 3; rm -rf -- "$2") &"#;
+    Command::new("sh")
+        .args(["-c", script, "janitor", &std::process::id().to_string()])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .status()
+        .unwrap();
 }
 
 /// Whether `program` is on the PATH (or an existing path).
