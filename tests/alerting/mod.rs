@@ -110,7 +110,10 @@ impl Fixture {
         let refused_s = refused.to_string();
         certinel.wait_for(Duration::from_secs(20), |m| {
             m.has("x509_cert_not_after", &[("subject_CN", "good-endpoint")])
-                && m.has("certinel_tls_chain_problem_info", &[("problem", "out_of_order")])
+                && m.has(
+                    "certinel_tls_chain_problem_info",
+                    &[("problem", "out_of_order")],
+                )
                 && m.find("x509_cert_not_after", &[("source_kind", "file")])
                     .len()
                     == 4
