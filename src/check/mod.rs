@@ -119,6 +119,30 @@ pub struct Row {
 }
 
 impl Row {
+    /// A failing row of a source, with nothing known yet.
+    pub(crate) fn blank(source_kind: &'static str, source_name: &str) -> Row {
+        Row {
+            status: Status::Error,
+            days_left: None,
+            not_after: None,
+            subject_cn: String::new(),
+            issuer_cn: String::new(),
+            serial_number: String::new(),
+            source_kind,
+            source_name: source_name.to_owned(),
+            filepath: String::new(),
+            target: String::new(),
+            address: String::new(),
+            chain_index: None,
+            reason: None,
+            detail: None,
+            ocsp_status: None,
+            ocsp_next_update: None,
+            chain_problems: Vec::new(),
+            verified_chain_not_after: None,
+        }
+    }
+
     /// The OCSP and chain findings, for the table's NOTES column.
     pub(crate) fn notes(&self) -> String {
         let mut notes = Vec::new();
@@ -189,26 +213,7 @@ pub fn rows(store: &Store, t: Thresholds, now: SystemTime) -> Vec<Row> {
     let snapshot = store.load();
     let mut out = Vec::new();
     for source in &snapshot.sources {
-        let blank = Row {
-            status: Status::Error,
-            days_left: None,
-            not_after: None,
-            subject_cn: String::new(),
-            issuer_cn: String::new(),
-            serial_number: String::new(),
-            source_kind: source.kind.as_str(),
-            source_name: source.name.clone(),
-            filepath: String::new(),
-            target: String::new(),
-            address: String::new(),
-            chain_index: None,
-            reason: None,
-            detail: None,
-            ocsp_status: None,
-            ocsp_next_update: None,
-            chain_problems: Vec::new(),
-            verified_chain_not_after: None,
-        };
+        let blank = Row::blank(source.kind.as_str(), &source.name);
         // (place template, certificates) for every place seen; the
         // template's status is the floor of its certificates' statuses.
         let mut places = Vec::new();
@@ -337,20 +342,9 @@ pub(super) mod tests {
             days_left: days,
             not_after: days.map(|d| (d * 86_400.0) as i64),
             subject_cn: "cn".into(),
-            issuer_cn: String::new(),
-            serial_number: String::new(),
-            source_kind: "file",
-            source_name: "f".into(),
             filepath: "/x.pem".into(),
-            target: String::new(),
-            address: String::new(),
             chain_index: Some(0),
-            reason: None,
-            detail: None,
-            ocsp_status: None,
-            ocsp_next_update: None,
-            chain_problems: Vec::new(),
-            verified_chain_not_after: None,
+            ..Row::blank("file", "f")
         }
     }
 

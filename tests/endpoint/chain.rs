@@ -3,12 +3,28 @@
 //! a chain out of order, a missing intermediate, SHA-1 signatures and
 //! small RSA keys.
 
-use certinel::sources::endpoint::{ChainProblemKind, TlsErrorReason};
+use certinel::sources::endpoint::{AddressReport, ChainProblemKind, TlsErrorReason, VerifiedPath};
 
 use super::Pki;
 use crate::common::*;
 
-fn problems(report: &certinel::sources::endpoint::AddressReport) -> Vec<(ChainProblemKind, usize)> {
+/// What a probe of `server` (trusting the root) found: the failure
+/// reason, the chain problems, and the report itself.
+async fn findings(
+    pki: &Pki,
+    server: &OpensslServer,
+) -> (
+    Option<TlsErrorReason>,
+    Vec<(ChainProblemKind, usize)>,
+    AddressReport,
+) {
+    let reports = probe_one(&pki.source(server.addr, "")).await;
+    let why = reason(&reports);
+    let found = problems(&reports[0]);
+    (why, found, reports.into_iter().next().unwrap())
+}
+
+fn problems(report: &AddressReport) -> Vec<(ChainProblemKind, usize)> {
     let chain = report.chain_report.as_ref().expect("a chain was presented");
     chain
         .problems
@@ -17,21 +33,23 @@ fn problems(report: &certinel::sources::endpoint::AddressReport) -> Vec<(ChainPr
         .collect()
 }
 
+/// The verified path of a report that verified.
+fn path(report: &AddressReport) -> VerifiedPath {
+    let chain = report.chain_report.as_ref().expect("a chain was presented");
+    chain.verified.clone().expect("the chain verified")
+}
+
 #[tokio::test]
 async fn the_verified_path_expires_with_its_soonest_certificate() {
     // The intermediate expires before the leaf: that is when clients fail.
     let pki = Pki::new(40, 20);
     let chain = pki.file("inter.crt");
     let server = pki.s_server("leaf.crt", "leaf.key", Some(&chain), &[]);
-    let reports = probe_one(&pki.source(server.addr, "")).await;
-    assert_eq!(reason(&reports), None, "{reports:?}");
-    let r = &reports[0];
+    let (why, found, r) = findings(&pki, &server).await;
+    assert_eq!((why, found), (None, vec![]), "{r:?}");
     assert_eq!(r.chain.len(), 2);
-    let report = r.chain_report.as_ref().unwrap();
-    assert!(report.problems.is_empty(), "{report:?}");
-    let path = report.verified.as_ref().unwrap();
-    assert_eq!(path.not_after, pki.inter.cert.not_after);
-    assert!(path.unused.is_empty());
+    assert_eq!(path(&r).not_after, pki.inter.cert.not_after);
+    assert!(path(&r).unused.is_empty());
 }
 
 #[tokio::test]
@@ -45,17 +63,10 @@ async fn an_expired_extra_certificate_is_not_on_the_verified_path() {
     });
     let chain = pki.bundle("chain.pem", &[&pki.inter.cert.cert_pem, &expired.cert_pem]);
     let server = pki.s_server("leaf.crt", "leaf.key", Some(&chain), &[]);
-    let reports = probe_one(&pki.source(server.addr, "")).await;
-    assert_eq!(reason(&reports), None, "{reports:?}");
-    let path = reports[0]
-        .chain_report
-        .as_ref()
-        .unwrap()
-        .verified
-        .clone()
-        .unwrap();
-    assert_eq!(path.unused, vec![2]);
-    assert_eq!(path.not_after, pki.leaf.not_after);
+    let (why, found, r) = findings(&pki, &server).await;
+    assert_eq!((why, found), (None, vec![]), "{r:?}");
+    assert_eq!(path(&r).unused, vec![2]);
+    assert_eq!(path(&r).not_after, pki.leaf.not_after);
 }
 
 #[tokio::test]
@@ -67,41 +78,32 @@ async fn a_chain_out_of_order_is_accepted_and_flagged() {
         &[&pki.root.cert.cert_pem, &pki.inter.cert.cert_pem],
     );
     let server = pki.s_server("leaf.crt", "leaf.key", Some(&chain), &[]);
-    let reports = probe_one(&pki.source(server.addr, "")).await;
-    assert_eq!(reason(&reports), None, "{reports:?}");
+    let (why, found, r) = findings(&pki, &server).await;
     assert_eq!(
-        problems(&reports[0]),
-        vec![(ChainProblemKind::OutOfOrder, 0)]
+        (why, found),
+        (None, vec![(ChainProblemKind::OutOfOrder, 0)])
     );
     // The served root is the anchor: on the path, not an extra.
-    let path = reports[0]
-        .chain_report
-        .as_ref()
-        .unwrap()
-        .verified
-        .clone()
-        .unwrap();
-    assert!(path.unused.is_empty(), "{path:?}");
+    assert!(path(&r).unused.is_empty(), "{r:?}");
 }
 
 #[tokio::test]
 async fn a_missing_intermediate_is_its_own_reason() {
     let pki = Pki::new(40, 300);
     let server = pki.s_server("leaf.crt", "leaf.key", None, &[]);
-    let reports = probe_one(&pki.source(server.addr, "")).await;
+    let (why, found, r) = findings(&pki, &server).await;
+    let missing = ChainProblemKind::MissingIntermediate;
     assert_eq!(
-        reason(&reports),
-        Some(TlsErrorReason::MissingIntermediate),
-        "{reports:?}"
+        (why, found),
+        (
+            Some(TlsErrorReason::MissingIntermediate),
+            vec![(missing, 0)]
+        )
     );
-    assert_eq!(
-        problems(&reports[0]),
-        vec![(ChainProblemKind::MissingIntermediate, 0)]
-    );
-    let detail = &reports[0].error.as_ref().unwrap().detail;
+    let detail = &r.error.as_ref().unwrap().detail;
     assert!(detail.contains("CN=localhost"), "{detail}");
     // The leaf is still exported.
-    assert_eq!(reports[0].chain[0].not_after, pki.leaf.not_after);
+    assert_eq!(r.chain[0].not_after, pki.leaf.not_after);
 }
 
 #[tokio::test]
@@ -117,13 +119,8 @@ async fn an_untrusted_root_served_in_full_stays_unknown_ca() {
     write(pki.path(), "other-leaf.crt", &other.cert_pem);
     write(pki.path(), "other-leaf.key", &other.key_pem);
     let server = pki.s_server("other-leaf.crt", "other-leaf.key", Some(&chain), &[]);
-    let reports = probe_one(&pki.source(server.addr, "")).await;
-    assert_eq!(
-        reason(&reports),
-        Some(TlsErrorReason::UnknownCa),
-        "{reports:?}"
-    );
-    assert!(problems(&reports[0]).is_empty());
+    let (why, found, _) = findings(&pki, &server).await;
+    assert_eq!((why, found), (Some(TlsErrorReason::UnknownCa), vec![]));
 }
 
 /// Signs a CSR for `localhost` made with `newkey` by the intermediate,
@@ -186,23 +183,22 @@ async fn sha1_signatures_and_small_rsa_keys_are_flagged() {
     // OpenSSL's own security level refuses to serve either.
     let weak = ["-cipher", "DEFAULT@SECLEVEL=0"];
     let sha1 = pki.s_server("sha1.crt", "sha1.key", Some(&chain), &weak);
-    let reports = probe_one(&pki.source(sha1.addr, "")).await;
+    let (why, found, _) = findings(&pki, &sha1).await;
     // WebPKI refuses SHA-1: the verdict and the problem agree.
+    let weak_signature = ChainProblemKind::WeakSignature;
     assert_eq!(
-        reason(&reports),
-        Some(TlsErrorReason::BadCertificate),
-        "{reports:?}"
-    );
-    assert_eq!(
-        problems(&reports[0]),
-        vec![(ChainProblemKind::WeakSignature, 0)]
+        (why, found),
+        (
+            Some(TlsErrorReason::BadCertificate),
+            vec![(weak_signature, 0)]
+        )
     );
     let small = pki.s_server("rsa1024.crt", "rsa1024.key", Some(&chain), &weak);
-    let reports = probe_one(&pki.source(small.addr, "")).await;
-    assert_eq!(problems(&reports[0]), vec![(ChainProblemKind::SmallKey, 0)]);
-    let detail = &reports[0].chain_report.as_ref().unwrap().problems[0].detail;
+    let (_, found, r) = findings(&pki, &small).await;
+    assert_eq!(found, vec![(ChainProblemKind::SmallKey, 0)]);
+    let detail = &r.chain_report.as_ref().unwrap().problems[0].detail;
     assert!(detail.contains("1024-bit"), "{detail}");
     // rustls will not take a handshake signature from a 1024-bit key, but
     // the chain it presented is still exported.
-    assert_eq!(reports[0].chain.len(), 2);
+    assert_eq!(r.chain.len(), 2);
 }

@@ -44,6 +44,36 @@ impl Default for Responder<'_> {
     }
 }
 
+impl<'a> Responder<'a> {
+    fn index(index: Index) -> Responder<'a> {
+        Responder {
+            index,
+            ..Default::default()
+        }
+    }
+
+    fn signed_by(cert: &'a str, key: &'a str) -> Responder<'a> {
+        Responder {
+            signer: (cert, key),
+            ..Default::default()
+        }
+    }
+
+    fn back_in_time(offset: &'a str) -> Responder<'a> {
+        Responder {
+            back_in_time: Some(offset),
+            ..Default::default()
+        }
+    }
+
+    fn about(cert: &'a str) -> Responder<'a> {
+        Responder {
+            about: cert,
+            ..Default::default()
+        }
+    }
+}
+
 /// A DER OCSP response from `openssl ocsp` acting as the responder,
 /// valid for a day from when it ran.
 fn response(pki: &Pki, name: &str, r: &Responder<'_>) -> PathBuf {
@@ -121,6 +151,11 @@ async fn probe_stapling(pki: &Pki, staple: Option<PathBuf>) -> AddressReport {
     reports.remove(0)
 }
 
+/// Probes a server stapling the response `r` makes, named `name`.
+async fn stapling(pki: &Pki, name: &str, r: Responder<'_>) -> AddressReport {
+    probe_stapling(pki, Some(response(pki, name, &r))).await
+}
+
 fn stapled(report: &AddressReport) -> &OcspReport {
     report
         .ocsp
@@ -133,8 +168,7 @@ fn stapled(report: &AddressReport) -> &OcspReport {
 #[tokio::test]
 async fn a_good_staple_is_verified_with_its_update_times() {
     let pki = Pki::new(40, 300);
-    let good = response(&pki, "good", &Responder::default());
-    let report = probe_stapling(&pki, Some(good)).await;
+    let report = stapling(&pki, "good", Responder::default()).await;
     let s = stapled(&report);
     assert_eq!(s.status, OcspStatus::Good, "{s:?}");
     assert!(s.verified, "{s:?}");
@@ -146,42 +180,18 @@ async fn a_good_staple_is_verified_with_its_update_times() {
 #[tokio::test]
 async fn revoked_and_unknown_staples_say_so() {
     let pki = Pki::new(40, 300);
-    let revoked = response(
-        &pki,
-        "revoked",
-        &Responder {
-            index: Index::Revoked,
-            ..Default::default()
-        },
-    );
-    let report = probe_stapling(&pki, Some(revoked)).await;
+    let report = stapling(&pki, "revoked", Responder::index(Index::Revoked)).await;
     let s = stapled(&report);
     assert_eq!((s.status, s.verified), (OcspStatus::Revoked, true), "{s:?}");
     assert_eq!(s.revoked_at, Some(1_704_067_200));
-    let unknown = response(
-        &pki,
-        "unknown",
-        &Responder {
-            index: Index::Absent,
-            ..Default::default()
-        },
-    );
-    let report = probe_stapling(&pki, Some(unknown)).await;
+    let report = stapling(&pki, "unknown", Responder::index(Index::Absent)).await;
     assert_eq!(stapled(&report).status, OcspStatus::Unknown);
 }
 
 #[tokio::test]
 async fn a_stale_staple_has_its_next_update_in_the_past() {
     let pki = Pki::new(40, 300);
-    let stale = response(
-        &pki,
-        "stale",
-        &Responder {
-            back_in_time: Some("-2d"),
-            ..Default::default()
-        },
-    );
-    let report = probe_stapling(&pki, Some(stale)).await;
+    let report = stapling(&pki, "stale", Responder::back_in_time("-2d")).await;
     let s = stapled(&report);
     assert_eq!(s.status, OcspStatus::Good);
     assert!(s.next_update.unwrap() < now() - DAY + 120, "{s:?}");
@@ -194,15 +204,8 @@ async fn forged_and_misdirected_staples_are_not_trusted() {
     let forger = Ca::new("forger");
     write(pki.path(), "forger.crt", &forger.cert.cert_pem);
     write(pki.path(), "forger.key", &forger.cert.key_pem);
-    let forged = response(
-        &pki,
-        "forged",
-        &Responder {
-            signer: ("forger.crt", "forger.key"),
-            ..Default::default()
-        },
-    );
-    let report = probe_stapling(&pki, Some(forged)).await;
+    let forger_signs = Responder::signed_by("forger.crt", "forger.key");
+    let report = stapling(&pki, "forged", forger_signs).await;
     let s = stapled(&report);
     assert_eq!(s.status, OcspStatus::Good);
     assert!(!s.verified, "{s:?}");
@@ -210,15 +213,7 @@ async fn forged_and_misdirected_staples_are_not_trusted() {
     // About another certificate of the same issuer.
     let other = pki.inter.issue(&Leaf::server("other", 40));
     write(pki.path(), "other.crt", &other.cert_pem);
-    let misdirected = response(
-        &pki,
-        "misdirected",
-        &Responder {
-            about: "other.crt",
-            ..Default::default()
-        },
-    );
-    let report = probe_stapling(&pki, Some(misdirected)).await;
+    let report = stapling(&pki, "misdirected", Responder::about("other.crt")).await;
     let s = stapled(&report);
     assert_eq!(
         (s.status, s.verified),
@@ -237,14 +232,7 @@ async fn no_staple_is_reported_as_none() {
 #[test]
 fn a_revoked_staple_and_chain_problems_show_on_metrics_and_in_check() {
     let pki = Pki::new(40, 300);
-    let revoked = response(
-        &pki,
-        "revoked",
-        &Responder {
-            index: Index::Revoked,
-            ..Default::default()
-        },
-    );
+    let revoked = response(&pki, "revoked", &Responder::index(Index::Revoked));
     let chain = pki.bundle(
         "chain.pem",
         &[&pki.root.cert.cert_pem, &pki.inter.cert.cert_pem],
