@@ -3,14 +3,16 @@
 //! Data flows one way, one module per stage:
 //!
 //! ```text
-//! config ─▶ scheduler ─▶ sources (files, endpoint) ─▶ snapshot ─▶ metrics ─▶ http
+//! config ─▶ scheduler ─▶ sources (files, endpoint) ─▶ snapshot ─┬▶ metrics ─┬▶ http
+//!                                                               └▶ report ──┘
 //! ```
 //!
 //! - [`config`]: the YAML file, validated (key path and line on every
 //!   error) into a [`config::Config`]; it depends on no other stage.
 //! - [`scheduler`]: one task per file source and per endpoint target,
 //!   planned from the configuration (start = reload from nothing), with
-//!   concurrency lanes and per-probe deadlines; [`reload`] re-reads the
+//!   concurrency lanes and per-probe deadlines, and the on-demand probes
+//!   of `/probe` (a lane of their own); [`reload`] re-reads the
 //!   file on SIGHUP or HTTP request, [`watch`] wakes tasks on file changes.
 //! - [`sources`]: [`sources::files`] reads PEM/DER files safely,
 //!   [`sources::endpoint`] handshakes (STARTTLS, reason classification,
@@ -20,8 +22,12 @@
 //!   that scrapes read without waiting.
 //! - [`metrics`]: the metric contract rendered from the snapshot (every
 //!   series through one uniqueness guard), and the render cache.
-//! - [`http`]: `/metrics`, health, reload, the listener with its limits
-//!   and timeouts, certinel's own TLS and basic auth.
+//! - [`report`]: the same snapshot as rows people and scripts read (one
+//!   per certificate and place, one per source): what `certinel check`
+//!   prints and `/status` and `/api/v1/...` serve.
+//! - [`http`]: `/metrics`, `/probe`, the status page and its JSON API,
+//!   health, reload, the listener with its limits and timeouts,
+//!   certinel's own TLS and basic auth.
 //!
 //! Below them, shared by all: [`cert`] (X.509 → facts), `crypto`,
 //! `filesystem` (reading untrusted files), `clock`, `text` (label-safe
@@ -40,6 +46,7 @@ pub mod logging;
 pub mod memory;
 pub mod metrics;
 mod reload;
+pub mod report;
 pub mod scheduler;
 pub mod snapshot;
 pub mod sources;
@@ -103,10 +110,17 @@ pub async fn run(
     let store = Arc::new(Store::new());
     let cancel = CancellationToken::new();
     let scheduler = scheduler::Scheduler::start(&config, store.clone(), cancel.clone());
+    let on_demand = scheduler.on_demand();
     let (file_sources, endpoint_sources) = (config.files.len(), config.endpoints.len());
+    // /probe's permits are sockets too, beside the sources'.
+    let probes = if config.probe.enabled {
+        config.probe.max_concurrent
+    } else {
+        0
+    };
     let limit = http::ConnectionLimit::for_process(
         options.max_connections,
-        http::reserve(config.global.concurrency),
+        http::reserve(config.global.concurrency).saturating_add(probes),
     );
     // The running tasks and the store now share what they need of it, and
     // a reload re-reads the file: holding the rest for the whole run would
@@ -145,7 +159,7 @@ pub async fn run(
         max_connections = limit.max(),
         "listening"
     );
-    let mut state = http::AppState::new(store);
+    let mut state = http::AppState::new(store).with_probe(on_demand);
     if options.enable_lifecycle {
         state = state.with_reload(reload_tx);
     }

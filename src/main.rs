@@ -53,8 +53,16 @@ fn main() -> ExitCode {
         None => None,
     };
     if cli.config_check {
+        let probe = if config.probe.enabled {
+            format!(
+                ", /probe enabled with {} module(s)",
+                config.probe.modules.len()
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "config {} is valid: {} file source(s), {} endpoint source(s) with {} target(s)",
+            "config {} is valid: {} file source(s), {} endpoint source(s) with {} target(s){probe}",
             cli.config_file.display(),
             config.files.len(),
             config.endpoints.len(),
@@ -183,14 +191,11 @@ fn run_check(args: &CheckArgs, level: Option<LogLevel>, format: Option<LogFormat
         warn: args.warn,
         crit: args.crit,
     };
-    let rows = match runtime.block_on(check::run(
-        &config,
-        thresholds,
-        args.textfile_output.as_deref(),
-    )) {
-        Ok(rows) => rows,
+    let snapshot = match runtime.block_on(check::run(&config, args.textfile_output.as_deref())) {
+        Ok(snapshot) => snapshot,
         Err(e) => return fail(format!("{e}")),
     };
+    let rows = check::rows(&snapshot, thresholds, std::time::SystemTime::now());
     match args.output {
         OutputFormat::Table if rows.is_empty() => println!("no certificates found"),
         OutputFormat::Table => print!("{}", check::table(&rows, check::use_colour())),

@@ -131,6 +131,35 @@ impl EndpointResults {
 }
 
 impl SourceState {
+    /// A source of one target and its report, outside any store: what a
+    /// probe made on request (`/probe`) renders.
+    pub fn one_target(
+        kind: SourceKind,
+        name: &str,
+        target: Arc<EndpointTarget>,
+        report: TargetReport,
+    ) -> SourceState {
+        let results = EndpointResults {
+            targets: Arc::from(vec![target]),
+            ids: Arc::from(vec![0]),
+            reports: vec![Some(Arc::new(report))],
+            pending: vec![false],
+            round_started: SystemTime::now(),
+        };
+        SourceState {
+            id: 0,
+            kind,
+            name: name.to_owned(),
+            interval: Duration::ZERO,
+            timeout: Duration::ZERO,
+            last_pass: None,
+            errors_total: BTreeMap::new(),
+            certificates: results.certificates(),
+            files_in_error: 0,
+            data: SourceData::Endpoints(results),
+        }
+    }
+
     /// Whether the source completed a pass recently enough to be trusted:
     /// within two intervals plus one deadline of `now`.
     pub fn is_up(&self, now: SystemTime) -> bool {
@@ -424,13 +453,15 @@ fn relayout(old: Option<&SourceState>, layout: SourceLayout, now: SystemTime) ->
             files_in_error: 0,
             data: match layout.kind {
                 SourceKind::File => SourceData::Files(Arc::default()),
-                SourceKind::Endpoint => SourceData::Endpoints(EndpointResults {
-                    targets: Arc::from(Vec::new()),
-                    ids: Arc::from(Vec::new()),
-                    reports: Vec::new(),
-                    pending: Vec::new(),
-                    round_started: now,
-                }),
+                SourceKind::Endpoint | SourceKind::Probe => {
+                    SourceData::Endpoints(EndpointResults {
+                        targets: Arc::from(Vec::new()),
+                        ids: Arc::from(Vec::new()),
+                        reports: Vec::new(),
+                        pending: Vec::new(),
+                        round_started: now,
+                    })
+                }
             },
         },
     };

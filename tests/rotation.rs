@@ -256,15 +256,7 @@ fn reload_while_probes_are_in_flight() {
 fn old_and_renewed(dir: &Path) -> (Minted, Minted) {
     let ca = Ca::new("rotation CA");
     write(dir, "ca.crt", &ca.cert.cert_pem);
-    let old = ca.issue(&Leaf {
-        not_before: now() - 20 * DAY,
-        ..Leaf::server("svc", 10)
-    });
-    let new = ca.issue(&Leaf {
-        not_before: now() - 3600,
-        ..Leaf::server("svc", 90)
-    });
-    (old, new)
+    renewal(&ca, "svc", 10, 90)
 }
 
 #[test]

@@ -37,11 +37,16 @@ mod integrity;
 /// certinel's own listener under abuse: idle floods under a low open-file
 /// limit, clients that never read, shutdown with stalled connections.
 mod listener;
+/// `/probe`: the contract per target, the allowlist, its limits; scale-out
+/// over replicas with real Prometheus.
+mod probe;
 /// Following rotation: file watching, config reload, restart-pending.
 mod rotation;
 /// Real servers (PostgreSQL, OpenLDAP, Exim, Dovecot, vsftpd, Prosody,
 /// MariaDB), each started once per run, probed through their STARTTLS.
 mod servers;
+/// The status page in a real headless Chromium, and the JSON API beside it.
+mod status;
 /// Every handshake failure reason, produced by a real loopback server.
 mod tls;
 /// certinel's own HTTP server: TLS, client certificates, basic auth, rotation.

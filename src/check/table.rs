@@ -9,7 +9,7 @@ use super::{Row, Status};
 
 /// Renders rows as an aligned table; `colour` adds ANSI colours to the
 /// status column.
-pub fn table(rows: &[Row], colour: bool) -> String {
+pub fn table(rows: &[Row<'_>], colour: bool) -> String {
     let headers = [
         "STATUS",
         "DAYS LEFT",
@@ -26,7 +26,7 @@ pub fn table(rows: &[Row], colour: bool) -> String {
                 r.status.label().to_owned(),
                 r.days_left.map(|d| format!("{d:.1}")).unwrap_or_default(),
                 r.not_after.map(date).unwrap_or_default(),
-                r.subject_cn.clone(),
+                r.subject_cn.to_owned(),
                 r.place(),
                 r.reason.unwrap_or("").to_owned(),
                 r.notes(),
@@ -45,7 +45,7 @@ pub fn table(rows: &[Row], colour: bool) -> String {
             let pad = w - cell.chars().count();
             let right = i == 1;
             let (pre, post) = match status {
-                Some(s) if i == 0 && colour => (s.colour(), "\x1b[0m"),
+                Some(s) if i == 0 && colour => (ansi(s), "\x1b[0m"),
                 _ => ("", ""),
             };
             if i > 0 {
@@ -70,6 +70,15 @@ pub fn table(rows: &[Row], colour: bool) -> String {
     out
 }
 
+/// The ANSI colour of a status: green, yellow, red.
+fn ansi(status: Status) -> &'static str {
+    match status {
+        Status::Ok => "\x1b[32m",
+        Status::Warn => "\x1b[33m",
+        _ => "\x1b[31m",
+    }
+}
+
 /// Whether to colour: stdout is a terminal and `NO_COLOR` is unset.
 pub fn use_colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
@@ -87,7 +96,7 @@ fn date(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::tests::row;
+    use crate::report::tests::row;
 
     #[test]
     fn table_is_aligned_and_uncoloured_when_asked() {

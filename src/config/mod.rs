@@ -8,13 +8,16 @@
 //! nesting), serde reads the text into `raw` types, and `validate`
 //! turns those into a [`Config`], checking every value against its range
 //! ([`values`]), compiling globs (`patterns`) and loading TLS material
-//! (`tls`).
+//! (`tls`). `probe` checks the `/probe` endpoint's settings and modules,
+//! `allowlist` what `/probe` may reach.
 //!
 //! Nothing here depends on the sources: they take a [`Config`] and run.
 
+mod allowlist;
 mod error;
 mod locate;
 mod patterns;
+mod probe;
 pub(crate) mod raw;
 mod tls;
 mod validate;
@@ -30,9 +33,12 @@ use std::time::Duration;
 use crate::filesystem;
 use crate::logging::{LogFormat, LogLevel};
 
+pub(crate) use allowlist::is_dns_name;
+pub use allowlist::{Allowlist, Network, Refusal};
 pub use error::ConfigError;
 pub(crate) use patterns::PatternKind;
 pub use patterns::{ExcludeSet, FilePattern};
+pub use probe::{ProbeModule, ProbeSettings, DEFAULT_MODULE, DEFAULT_PROBE_CONCURRENCY};
 pub(crate) use tls::Anchors;
 pub use tls::{TlsFile, TlsSettings, TlsSetupError};
 pub use values::{NameAttribute, Starttls};
@@ -67,6 +73,8 @@ pub struct Config {
     pub files: Vec<FileSourceConfig>,
     /// Endpoint sources, in config order.
     pub endpoints: Vec<EndpointSourceConfig>,
+    /// `probe:` and `modules:`, the `/probe` endpoint.
+    pub probe: ProbeSettings,
 }
 
 /// `global:`.

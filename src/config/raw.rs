@@ -5,6 +5,7 @@
 //! `certinel check` builds these directly from its arguments, so the one
 //! validation path serves both.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserializer};
@@ -25,6 +26,41 @@ pub(crate) struct RawConfig {
     pub(crate) metrics: RawMetrics,
     pub(crate) files: Option<Vec<RawFileSource>>,
     pub(crate) endpoints: Option<Vec<RawEndpointSource>>,
+    #[serde(default)]
+    pub(crate) probe: RawProbe,
+    pub(crate) modules: Option<BTreeMap<String, RawModule>>,
+}
+
+/// `probe:`, the `/probe` endpoint.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProbe {
+    pub(crate) enabled: Option<bool>,
+    #[serde(default)]
+    pub(crate) allow: RawAllow,
+    pub(crate) allow_link_local: Option<bool>,
+    pub(crate) max_concurrent: Option<u64>,
+}
+
+/// `probe.allow:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAllow {
+    pub(crate) hosts: Option<Vec<String>>,
+    pub(crate) networks: Option<Vec<String>>,
+}
+
+/// One `modules:` entry: how `/probe` probes a target that names it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawModule {
+    pub(crate) server_name: Option<String>,
+    pub(crate) ca_file: Option<String>,
+    pub(crate) client_cert: Option<String>,
+    pub(crate) client_key: Option<String>,
+    pub(crate) starttls: Option<Starttls>,
+    pub(crate) expect_file: Option<String>,
+    pub(crate) timeout: Option<String>,
 }
 
 /// `global:`.

@@ -22,14 +22,14 @@ use super::{
 };
 
 /// What every check needs besides the value itself.
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     base_dir: &'a Path,
     locator: Option<&'a Locator>,
     names: HashSet<String>,
 }
 
 impl Ctx<'_> {
-    fn error(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    pub(super) fn error(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
         let key = key.into();
         ConfigError::Invalid {
             line: self.locator.and_then(|l| l.line(&key)),
@@ -40,7 +40,7 @@ impl Ctx<'_> {
 
     /// A path from the file, resolved against the file's directory; it
     /// need not exist.
-    fn path(&self, key: &str, raw: &str) -> Result<PathBuf, ConfigError> {
+    pub(super) fn path(&self, key: &str, raw: &str) -> Result<PathBuf, ConfigError> {
         if raw.trim().is_empty() {
             return Err(self.error(key, "path must not be empty"));
         }
@@ -52,7 +52,16 @@ impl Ctx<'_> {
         })
     }
 
-    fn duration(
+    /// [`path`](Self::path), when one is written.
+    pub(super) fn optional_path(
+        &self,
+        key: &str,
+        raw: Option<&String>,
+    ) -> Result<Option<PathBuf>, ConfigError> {
+        raw.map(|p| self.path(key, p)).transpose()
+    }
+
+    pub(super) fn duration(
         &self,
         key: &str,
         raw: Option<&String>,
@@ -71,6 +80,35 @@ impl Ctx<'_> {
                 .map_err(|e| self.error(key, e)),
             None => Ok(default),
         }
+    }
+
+    /// `ca_file`, `client_cert` and `client_key` of the entry at `at`,
+    /// resolved and loaded; an error names the file's key.
+    pub(super) fn tls(
+        &self,
+        at: &str,
+        ca_file: Option<&String>,
+        client_cert: Option<&String>,
+        client_key: Option<&String>,
+    ) -> Result<TlsSettings, ConfigError> {
+        let file = |key: &str, raw| self.optional_path(&format!("{at}.{key}"), raw);
+        let (ca_file, client_cert, client_key) = (
+            file("ca_file", ca_file)?,
+            file("client_cert", client_cert)?,
+            file("client_key", client_key)?,
+        );
+        TlsSettings::load(
+            ca_file.as_deref(),
+            client_cert.as_deref(),
+            client_key.as_deref(),
+        )
+        .map_err(|e| {
+            let key = match e.file() {
+                Some(file) => format!("{at}.{}", file.key()),
+                None => at.to_owned(),
+            };
+            self.error(key, e.to_string())
+        })
     }
 
     /// A source name: non-empty, printable, unique across both kinds.
@@ -97,7 +135,7 @@ impl Ctx<'_> {
 }
 
 const INTERVAL: (Duration, Duration) = (values::MIN_INTERVAL, values::MAX_INTERVAL);
-const TIMEOUT: (Duration, Duration) = (values::MIN_TIMEOUT, values::MAX_TIMEOUT);
+pub(super) const TIMEOUT: (Duration, Duration) = (values::MIN_TIMEOUT, values::MAX_TIMEOUT);
 
 /// Checks `raw` and builds the configuration. `locator` (absent for a
 /// configuration built in code) adds lines to the errors.
@@ -173,6 +211,7 @@ pub(super) fn validate(
             endpoint_source(&mut ctx, &at, e, &global, g.timeout.is_some())
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let probe = super::probe::validate(&ctx, &raw.probe, raw.modules.as_ref(), &global)?;
     Ok(Config {
         global,
         log: LogSettings {
@@ -182,6 +221,7 @@ pub(super) fn validate(
         metrics,
         files,
         endpoints,
+        probe,
     })
 }
 
@@ -300,29 +340,13 @@ fn endpoint_source(
         Some(sn) => Some(check_server_name(ctx, &format!("{at}.server_name"), sn)?),
         None => None,
     };
-    let file = |key: &str, raw: &Option<String>| -> Result<Option<PathBuf>, ConfigError> {
-        raw.as_ref()
-            .map(|p| ctx.path(&format!("{at}.{key}"), p))
-            .transpose()
-    };
-    let (ca_file, client_cert, client_key) = (
-        file("ca_file", &raw.ca_file)?,
-        file("client_cert", &raw.client_cert)?,
-        file("client_key", &raw.client_key)?,
-    );
-    let expect_file = file("expect_file", &raw.expect_file)?;
-    let tls = TlsSettings::load(
-        ca_file.as_deref(),
-        client_cert.as_deref(),
-        client_key.as_deref(),
-    )
-    .map_err(|e| {
-        let key = match e.file() {
-            Some(file) => format!("{at}.{}", file.key()),
-            None => at.to_owned(),
-        };
-        ctx.error(key, e.to_string())
-    })?;
+    let expect_file = ctx.optional_path(&format!("{at}.expect_file"), raw.expect_file.as_ref())?;
+    let tls = ctx.tls(
+        at,
+        raw.ca_file.as_ref(),
+        raw.client_cert.as_ref(),
+        raw.client_key.as_ref(),
+    )?;
     let mut targets: Vec<EndpointTarget> = Vec::with_capacity(raw.targets.len());
     for (j, t) in raw.targets.iter().enumerate() {
         let target = endpoint_target(
@@ -398,7 +422,11 @@ fn endpoint_target(
 
 /// A name TLS can verify a certificate against (and send as SNI): a DNS
 /// name or an IP address.
-fn check_server_name(ctx: &Ctx<'_>, key: &str, name: &str) -> Result<String, ConfigError> {
+pub(super) fn check_server_name(
+    ctx: &Ctx<'_>,
+    key: &str,
+    name: &str,
+) -> Result<String, ConfigError> {
     let name = name.trim();
     if name.is_empty() {
         return Err(ctx.error(key, "server_name must not be empty"));

@@ -3,6 +3,10 @@
 //!
 //! * `routes`: `/metrics`, `/-/healthy`, `/-/ready`,
 //!   `POST /-/reload` and the landing page, over `AppState`;
+//! * `probe`: `/probe`, one target probed on request;
+//! * `status`: the status page at `/status`; `api`: the JSON API under
+//!   `/api/v1/`; `query`: the filters and page both read from the query
+//!   string;
 //! * `listener`: the accept loop, one task per connection, timeouts, the
 //!   graceful drain; `limits`: the connection cap and the descriptors it
 //!   leaves the sources; `write_timeout`: the write timeout hyper lacks;
@@ -13,13 +17,17 @@
 //! * `headers`: the configured response headers;
 //! * `shutdown`: the signal and the grace period.
 
+mod api;
 mod auth;
 mod headers;
 mod landing;
 mod limits;
 mod listener;
+mod probe;
+mod query;
 mod routes;
 mod shutdown;
+mod status;
 mod tls;
 mod web_config;
 mod write_timeout;

@@ -1,5 +1,6 @@
-//! The routes: `/metrics`, `/-/healthy`, `/-/ready`, `POST /-/reload` and
-//! the landing page, over the state the handlers share.
+//! The routes: `/metrics`, `/status` and `/api/v1/...`, `/-/healthy`,
+//! `/-/ready`, `POST /-/reload`, `/probe` (in `probe`) and the landing
+//! page, over the state the handlers share.
 
 use std::sync::Arc;
 
@@ -12,9 +13,10 @@ use axum::Router;
 use futures_util::StreamExt as _;
 use tokio::sync::{mpsc, oneshot};
 
-use super::landing;
+use super::{api, landing, probe, status};
 use crate::metrics::{Exposition, Format};
 use crate::reload::ReloadRequest;
+use crate::scheduler::OnDemand;
 use crate::snapshot::Store;
 
 /// What the handlers share.
@@ -25,6 +27,8 @@ pub(crate) struct AppState {
     /// `--web.enable-lifecycle`) refuses it.
     reload: Option<mpsc::Sender<ReloadRequest>>,
     exposition: Arc<Exposition>,
+    /// What `/probe` runs its probes with; `None`: `/probe` answers 404.
+    on_demand: Option<OnDemand>,
 }
 
 impl AppState {
@@ -34,7 +38,27 @@ impl AppState {
             exposition: Arc::new(Exposition::new(store.clone())),
             store,
             reload: None,
+            on_demand: None,
         }
+    }
+
+    /// Serves `/probe` with `prober` (it decides, from the configuration,
+    /// whether `/probe` is on).
+    pub(crate) fn with_probe(mut self, prober: OnDemand) -> AppState {
+        self.on_demand = Some(prober);
+        self
+    }
+
+    pub(super) fn on_demand(&self) -> Option<&OnDemand> {
+        self.on_demand.as_ref()
+    }
+
+    pub(super) fn exposition(&self) -> &Exposition {
+        &self.exposition
+    }
+
+    pub(super) fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Enables `POST /-/reload` (`--web.enable-lifecycle`).
@@ -49,9 +73,13 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(landing::page))
         .route("/metrics", get(metrics))
+        .route("/status", get(status::page))
+        .route("/api/v1/certificates", get(api::certificates))
+        .route("/api/v1/sources", get(api::sources))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
+        .route("/probe", get(probe::probe))
         .with_state(state)
 }
 
@@ -69,16 +97,7 @@ pub(crate) fn health_router(state: Arc<AppState>) -> Router {
 /// Prometheus text format 0.0.4 to everyone else (curl, older scrapers).
 /// The body comes from the shared render cache ([`Exposition`]).
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let wants_openmetrics = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/openmetrics-text"));
-    let format = if wants_openmetrics {
-        Format::OpenMetrics
-    } else {
-        Format::PrometheusText
-    };
+    let format = requested_format(&headers);
     let body = match state.exposition.current().await {
         Ok(rendered) => rendered.body(format).await.map(|chunks| (rendered, chunks)),
         Err(e) => Err(e),
@@ -112,6 +131,21 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
             )
                 .into_response()
         }
+    }
+}
+
+/// OpenMetrics when the client asks for it (Prometheus does), the
+/// Prometheus text format 0.0.4 otherwise.
+pub(super) fn requested_format(headers: &HeaderMap) -> Format {
+    let wants_openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        Format::OpenMetrics
+    } else {
+        Format::PrometheusText
     }
 }
 

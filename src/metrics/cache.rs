@@ -31,6 +31,7 @@ use axum::body::Bytes;
 use prometheus_client::registry::Registry;
 use tokio::sync::OnceCell;
 
+use super::probe::{CountersCollector, ProbeCounters};
 use super::rendered::{encode, RenderError, Rendered, SnapshotPart};
 use super::{clock_registry, snapshot_registry, valid_until};
 use crate::snapshot::Store;
@@ -54,6 +55,8 @@ pub struct Exposition {
     store: Arc<Store>,
     snapshot_registry: Arc<Registry>,
     clock_registry: Arc<Registry>,
+    /// `/probe` requests, rendered with the clock part.
+    probe_counters: Arc<ProbeCounters>,
     latest: Mutex<Option<Arc<Rendered>>>,
     /// The snapshot part of the last body dropped from the cache, alive as
     /// long as a scrape is still sending it: reused while still exact,
@@ -72,11 +75,15 @@ pub struct Exposition {
 
 impl Exposition {
     /// A cache over the metrics of `store` ([`snapshot_registry`]
-    /// followed by [`clock_registry`]).
+    /// followed by [`clock_registry`] and the `/probe` counters).
     pub fn new(store: Arc<Store>) -> Exposition {
+        let probe_counters = Arc::new(ProbeCounters::default());
+        let mut clock = clock_registry(store.clone());
+        clock.register_collector(Box::new(CountersCollector(probe_counters.clone())));
         Exposition {
             snapshot_registry: Arc::new(snapshot_registry(store.clone())),
-            clock_registry: Arc::new(clock_registry(store.clone())),
+            clock_registry: Arc::new(clock),
+            probe_counters,
             store,
             latest: Mutex::new(None),
             evicted: Mutex::new(Weak::new()),
@@ -84,6 +91,11 @@ impl Exposition {
             refreshing: AtomicBool::new(false),
             last_len: AtomicUsize::new(0),
         }
+    }
+
+    /// The counters of `/probe` requests this exposition renders.
+    pub fn probe_counters(&self) -> &Arc<ProbeCounters> {
+        &self.probe_counters
     }
 
     /// The body for a scrape arriving now.

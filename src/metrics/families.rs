@@ -16,6 +16,7 @@ use super::names::*;
 use super::series::{Family, Pairs, Series, Twins};
 use super::tls::probe_family;
 use crate::clock::{unix_seconds, unix_secs};
+use crate::config::MetricsSettings;
 use crate::snapshot::{SourceData, SourceState, Store};
 use crate::sources::SourceKind;
 use crate::text::path_label;
@@ -36,78 +37,9 @@ impl Collector for StoreCollector {
         let sources = snapshot.sources.as_slice();
         let settings = &snapshot.metrics;
         let now = SystemTime::now();
-        let now_s = unix_secs(now);
 
-        // 1. Certificate facts: one label set for every x509_cert family.
-        let certs = Twins::find(|f| for_each_cert(sources, settings, |l| f(l)));
-        let cert_family = |enc: &mut DescriptorEncoder<'_>,
-                           name: &str,
-                           help: &str,
-                           value: &dyn Fn(&CertLabels<'_>) -> i64|
-         -> std::fmt::Result {
-            let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            let mut family = Family::new(&certs);
-            for_each_cert(sources, settings, |l| family.gauge(&mut m, l, value(l)))
-        };
-        cert_family(&mut enc, NOT_AFTER, NOT_AFTER_HELP, &|l| l.facts.not_after)?;
-        if settings.expose_not_before {
-            cert_family(&mut enc, NOT_BEFORE, NOT_BEFORE_HELP, &|l| {
-                l.facts.not_before
-            })?;
-        }
-        cert_family(&mut enc, EXPIRED, EXPIRED_HELP, &|l| {
-            i64::from(now_s > l.facts.not_after)
-        })?;
-
-        // 2. Endpoint probes.
-        let probes = Twins::find(|f| for_each_probe(sources, |p| f(&p.labels)));
-        let mut m = enc.encode_descriptor(
-            HANDSHAKE_ERROR,
-            HANDSHAKE_ERROR_HELP,
-            None,
-            MetricType::Gauge,
-        )?;
-        let mut family = Family::new(&probes);
-        for_each_probe(sources, |p| {
-            family.gauge(&mut m, &p.labels, i64::from(p.report.error.is_some()))
-        })?;
-        probe_info(
-            &mut enc,
-            HANDSHAKE_ERROR_INFO,
-            HANDSHAKE_ERROR_INFO_HELP,
-            sources,
-            |p| {
-                p.report
-                    .error
-                    .as_ref()
-                    .map(|e| vec![("reason", e.reason.as_str())])
-            },
-        )?;
-        let mut m = enc.encode_descriptor(
-            HANDSHAKE_DURATION,
-            HANDSHAKE_DURATION_HELP,
-            None,
-            MetricType::Gauge,
-        )?;
-        let mut family = Family::new(&probes);
-        for_each_probe(sources, |p| {
-            family.gauge(&mut m, &p.labels, p.report.duration.as_secs_f64())
-        })?;
-        probe_info(&mut enc, TLS_INFO, TLS_INFO_HELP, sources, |p| {
-            p.report.negotiated.as_ref().map(|n| {
-                vec![
-                    ("version", n.version),
-                    ("cipher_suite", n.cipher_suite.as_str()),
-                ]
-            })
-        })?;
-        let mut m = enc.encode_descriptor(LAST_PROBE, LAST_PROBE_HELP, None, MetricType::Gauge)?;
-        let mut family = Family::new(&probes);
-        for_each_probe(sources, |p| {
-            family.gauge(&mut m, &p.labels, unix_seconds(p.report.probed_at))
-        })?;
-        served_stale(&mut enc, sources)?;
-        super::tls::encode(&mut enc, sources)?;
+        // 1. Certificate facts and 2. endpoint probes.
+        target_families(&mut enc, sources, settings, now)?;
 
         // 3. File sources.
         file_errors(&mut enc, sources)?;
@@ -190,6 +122,86 @@ impl Collector for StoreCollector {
         }
         Ok(())
     }
+}
+
+/// Sections 1 and 2 of the contract, the certificates and the probes of
+/// `sources`: the whole of `/metrics` for them, and all of `/probe` but
+/// `probe_success` and `probe_duration_seconds`.
+pub(super) fn target_families(
+    enc: &mut DescriptorEncoder<'_>,
+    sources: &[Arc<SourceState>],
+    settings: &MetricsSettings,
+    now: SystemTime,
+) -> std::fmt::Result {
+    let now_s = unix_secs(now);
+    // 1. Certificate facts: one label set for every x509_cert family.
+    let certs = Twins::find(|f| for_each_cert(sources, settings, |l| f(l)));
+    let cert_family = |enc: &mut DescriptorEncoder<'_>,
+                       name: &str,
+                       help: &str,
+                       value: &dyn Fn(&CertLabels<'_>) -> i64|
+     -> std::fmt::Result {
+        let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        let mut family = Family::new(&certs);
+        for_each_cert(sources, settings, |l| family.gauge(&mut m, l, value(l)))
+    };
+    cert_family(enc, NOT_AFTER, NOT_AFTER_HELP, &|l| l.facts.not_after)?;
+    if settings.expose_not_before {
+        cert_family(enc, NOT_BEFORE, NOT_BEFORE_HELP, &|l| l.facts.not_before)?;
+    }
+    cert_family(enc, EXPIRED, EXPIRED_HELP, &|l| {
+        i64::from(now_s > l.facts.not_after)
+    })?;
+
+    // 2. Endpoint probes.
+    let probes = Twins::find(|f| for_each_probe(sources, |p| f(&p.labels)));
+    let mut m = enc.encode_descriptor(
+        HANDSHAKE_ERROR,
+        HANDSHAKE_ERROR_HELP,
+        None,
+        MetricType::Gauge,
+    )?;
+    let mut family = Family::new(&probes);
+    for_each_probe(sources, |p| {
+        family.gauge(&mut m, &p.labels, i64::from(p.report.error.is_some()))
+    })?;
+    probe_info(
+        enc,
+        HANDSHAKE_ERROR_INFO,
+        HANDSHAKE_ERROR_INFO_HELP,
+        sources,
+        |p| {
+            p.report
+                .error
+                .as_ref()
+                .map(|e| vec![("reason", e.reason.as_str())])
+        },
+    )?;
+    let mut m = enc.encode_descriptor(
+        HANDSHAKE_DURATION,
+        HANDSHAKE_DURATION_HELP,
+        None,
+        MetricType::Gauge,
+    )?;
+    let mut family = Family::new(&probes);
+    for_each_probe(sources, |p| {
+        family.gauge(&mut m, &p.labels, p.report.duration.as_secs_f64())
+    })?;
+    probe_info(enc, TLS_INFO, TLS_INFO_HELP, sources, |p| {
+        p.report.negotiated.as_ref().map(|n| {
+            vec![
+                ("version", n.version),
+                ("cipher_suite", n.cipher_suite.as_str()),
+            ]
+        })
+    })?;
+    let mut m = enc.encode_descriptor(LAST_PROBE, LAST_PROBE_HELP, None, MetricType::Gauge)?;
+    let mut family = Family::new(&probes);
+    for_each_probe(sources, |p| {
+        family.gauge(&mut m, &p.labels, unix_seconds(p.report.probed_at))
+    })?;
+    served_stale(enc, sources)?;
+    super::tls::encode(enc, sources)
 }
 
 /// An `_info` family of probes: the extra labels of each probe that has

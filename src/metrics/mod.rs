@@ -7,12 +7,14 @@
 //! once per snapshot; `relative` and `process` move with the clock.
 //! Names and help texts live in `names`, label sets in `labels`, and
 //! every series passes the uniqueness guard in `series`. `cache` is
-//! the single-flight render cache `/metrics` serves from.
+//! the single-flight render cache `/metrics` serves from. `probe` renders
+//! one `/probe` answer through the same families, and counts the requests.
 
 mod cache;
 mod families;
 mod labels;
 mod names;
+mod probe;
 mod process;
 mod relative;
 mod rendered;
@@ -30,6 +32,7 @@ use crate::clock::unix_secs;
 use crate::snapshot::{Snapshot, Store};
 
 pub use cache::Exposition;
+pub use probe::{render_probe, ProbeCounters};
 pub use rendered::{Chunks, Format, RenderError, Rendered};
 pub(crate) use text::to_prometheus_text;
 

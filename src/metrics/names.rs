@@ -81,3 +81,14 @@ pub(super) const OCSP_THIS_UPDATE_HELP: &str =
 pub(super) const OCSP_NEXT_UPDATE: &str = "certinel_tls_ocsp_next_update_timestamp_seconds";
 pub(super) const OCSP_NEXT_UPDATE_HELP: &str =
     "nextUpdate of the stapled OCSP response, Unix seconds: after it the staple is stale.";
+pub(super) const PROBE_SUCCESS: &str = "probe_success";
+pub(super) const PROBE_SUCCESS_HELP: &str =
+    "1 if every address of the target answered a verified TLS handshake, else 0.";
+pub(super) const PROBE_DURATION: &str = "probe_duration_seconds";
+pub(super) const PROBE_DURATION_HELP: &str =
+    "How long the probe took: resolution, every address, the expect_file comparison.";
+pub(super) const PROBE_REQUESTS: &str = "certinel_probe_requests";
+pub(super) const PROBE_REQUESTS_HELP: &str = "/probe requests by outcome.";
+pub(super) const PROBE_REFUSED: &str = "certinel_probe_refused";
+pub(super) const PROBE_REFUSED_HELP: &str =
+    "/probe requests the allowlist refused, by reason (host, network, link_local, not_unicast).";

@@ -70,7 +70,7 @@ impl ResizableLanes {
 }
 
 /// Brings `permits`, which holds `current` permits, to `wanted`.
-fn resize_lane(permits: &Semaphore, current: &mut usize, wanted: usize, lane: &str) {
+pub(super) fn resize_lane(permits: &Semaphore, current: &mut usize, wanted: usize, lane: &str) {
     if wanted > *current {
         permits.add_permits(wanted - *current);
         *current = wanted;

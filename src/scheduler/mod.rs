@@ -11,6 +11,9 @@
 //! files change, and a target with an `expect_file` re-decides "restart
 //! pending" as soon as that file changes.
 //!
+//! `/probe` runs its probes through [`OnDemand`] (`on_demand`), with a
+//! lane of its own and the same probe code as the configured targets.
+//!
 //! Starting is reloading from nothing: [`Scheduler::start`] and
 //! [`Scheduler::reload`] go through the same `plan`, which also lays the
 //! store out, and `certinel check` ([`run_once`]) runs the same plan's work
@@ -18,6 +21,7 @@
 
 mod file_task;
 mod lanes;
+mod on_demand;
 mod plan;
 mod target_task;
 
@@ -34,6 +38,7 @@ use crate::snapshot::Store;
 use crate::watch::FileWatcher;
 use file_task::{file_loop, file_pass, FileState};
 use lanes::{Lanes, ResizableLanes};
+pub use on_demand::{deadline, NotProbed, OnDemand, OnDemandReport, ProbeRequest, SCRAPE_MARGIN};
 use plan::{plan, Ids, Task, TaskKey, Watch, Work};
 use target_task::{target_loop, ProbeMemory, TargetWork};
 
@@ -58,6 +63,7 @@ pub struct Scheduler {
     tasks: HashMap<TaskKey, Task>,
     ids: Ids,
     watcher: Option<FileWatcher>,
+    on_demand: OnDemand,
 }
 
 impl Scheduler {
@@ -72,6 +78,7 @@ impl Scheduler {
             tasks: HashMap::new(),
             ids: Ids::default(),
             watcher: None,
+            on_demand: OnDemand::new(),
         };
         scheduler.reload(config);
         scheduler
@@ -95,11 +102,17 @@ impl Scheduler {
         // results land in slots that exist.
         self.store.apply(plan.layout);
         self.lanes.resize(config.global.concurrency);
+        self.on_demand.configure(&config.probe);
         for work in plan.starts {
             self.spawn(work);
         }
         self.rewatch();
         summary
+    }
+
+    /// The `/probe` prober, which follows this scheduler's reloads.
+    pub fn on_demand(&self) -> OnDemand {
+        self.on_demand.clone()
     }
 
     /// Stops every task and waits for them, at most `grace`.

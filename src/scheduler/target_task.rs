@@ -1,8 +1,12 @@
 //! The task of one endpoint target: a probe now, then one per interval
 //! (with jitter); and, for a target with an `expect_file`, a fresh
 //! restart-pending verdict as soon as that file changes.
+//!
+//! [`probe_target`] is what every probe of a target does, whoever asks:
+//! the target's task, `certinel check` and `/probe`.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,10 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::jittered;
 use super::lanes::{ran_into_deadline, Lanes};
-use crate::config::{EndpointSourceConfig, EndpointTarget};
+use crate::config::{EndpointSourceConfig, EndpointTarget, Starttls, TlsSettings};
 use crate::snapshot::{SourceId, Store, TargetId, TargetReport};
 use crate::sources::endpoint::restart::{self, Leaf, RestartCheck, Verdict};
-use crate::sources::endpoint::{self, AddressReport, TlsErrorReason};
+use crate::sources::endpoint::{self, AddressPolicy, AddressReport, AllowAll, TlsErrorReason};
 
 /// After its `expect_file` changed, a target is probed again — but never
 /// sooner than this after its previous probe, however often the file's
@@ -55,10 +59,9 @@ impl TargetWork {
             return;
         };
         let (source, target) = (&self.source, &self.target);
-        let started = Instant::now();
-        let addresses = endpoint::probe(target, &source.tls, source.starttls, source.timeout).await;
-        drop(permit);
-        let timed_out = ran_into_deadline(&addresses, started.elapsed(), source.timeout);
+        let how = Probing::of(source);
+        let Ok((report, took)) = probe_target(target, &how, &AllowAll, permit).await;
+        let timed_out = ran_into_deadline(&report.addresses, took, source.timeout);
         if timed_out != memory.timed_out {
             tracing::debug!(
                 source = %source.name,
@@ -68,16 +71,12 @@ impl TargetWork {
             );
             memory.timed_out = timed_out;
         }
-        let restart = self
-            .read_leaf()
-            .await
-            .map(|(path, leaf)| RestartCheck::new(&path, &leaf, &addresses));
-        self.log_probe_changes(&addresses, &mut memory.errors);
-        if let Some(check) = &restart {
-            self.log_restart(&addresses, check, memory);
+        self.log_probe_changes(&report.addresses, &mut memory.errors);
+        if let Some(check) = &report.restart {
+            self.log_restart(&report.addresses, check, memory);
         }
         let (source_id, target_id) = self.slot;
-        store.publish_target(source_id, target_id, TargetReport { addresses, restart });
+        store.publish_target(source_id, target_id, report);
     }
 
     /// Compares the last probe's chains with the `expect_file` as it is
@@ -87,24 +86,15 @@ impl TargetWork {
         let Some(last) = store.target_report(source_id, target_id) else {
             return;
         };
-        let Some((path, leaf)) = self.read_leaf().await else {
+        let Some(path) = &self.target.expect_file else {
             return;
         };
-        let check = RestartCheck::new(&path, &leaf, &last.addresses);
+        let Some(leaf) = read_leaf(path, self.source.max_file_size).await else {
+            return;
+        };
+        let check = RestartCheck::new(path, &leaf, &last.addresses);
         self.log_restart(&last.addresses, &check, memory);
         store.publish_restart(source_id, target_id, check);
-    }
-
-    /// The `expect_file` and its leaf, read off the async workers; `None`
-    /// without an `expect_file`.
-    async fn read_leaf(&self) -> Option<(std::path::PathBuf, Leaf)> {
-        let path = self.target.expect_file.clone()?;
-        let cap = self.source.max_file_size;
-        let read = path.clone();
-        let leaf = tokio::task::spawn_blocking(move || restart::read_leaf(&read, cap))
-            .await
-            .ok()?;
-        Some((path, leaf))
     }
 
     /// Logs addresses going bad (warn) and recovering (info); repeats stay
@@ -175,6 +165,63 @@ impl TargetWork {
             }
         }
     }
+}
+
+/// How a target is probed: the settings of its endpoint source, or of the
+/// `/probe` module it was asked for with.
+pub(crate) struct Probing<'a> {
+    pub(crate) tls: &'a TlsSettings,
+    pub(crate) starttls: Option<Starttls>,
+    pub(crate) timeout: Duration,
+    /// Size cap for the `expect_file` read.
+    pub(crate) max_file_size: u64,
+}
+
+impl Probing<'_> {
+    fn of(source: &EndpointSourceConfig) -> Probing<'_> {
+        Probing {
+            tls: &source.tls,
+            starttls: source.starttls,
+            timeout: source.timeout,
+            max_file_size: source.max_file_size,
+        }
+    }
+}
+
+/// One probe of `target`, the same for configured targets, `certinel
+/// check` and `/probe`: every address it resolves to is put to `policy`
+/// before anything connects, the network part runs under `how.timeout`
+/// holding `permit` (and only that part: the file read after it must not
+/// hold up other probes), then the served chains are compared with the
+/// target's `expect_file`. Returns the report and how long the network
+/// part took.
+pub(crate) async fn probe_target<P: AddressPolicy>(
+    target: &EndpointTarget,
+    how: &Probing<'_>,
+    policy: &P,
+    permit: impl Sized,
+) -> Result<(TargetReport, Duration), P::Refusal> {
+    let started = Instant::now();
+    let probed = endpoint::probe_with(target, how.tls, how.starttls, how.timeout, policy).await;
+    drop(permit);
+    let took = started.elapsed();
+    let addresses = probed?;
+    let restart = match &target.expect_file {
+        Some(path) => read_leaf(path, how.max_file_size)
+            .await
+            .map(|leaf| RestartCheck::new(path, &leaf, &addresses)),
+        None => None,
+    };
+    Ok((TargetReport { addresses, restart }, took))
+}
+
+/// The first certificate of `path`, read off the async workers; `None`
+/// only if the read task itself failed.
+async fn read_leaf(path: &Path, cap: u64) -> Option<Leaf> {
+    let path: PathBuf = path.to_owned();
+    tokio::task::spawn_blocking(move || restart::read_leaf(&path, cap))
+        .await
+        .ok()
 }
 
 /// Probes until cancelled.

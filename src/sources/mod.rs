@@ -15,6 +15,8 @@ pub enum SourceKind {
     File,
     /// An `endpoints:` entry.
     Endpoint,
+    /// A target `/probe` was asked for, probed with a `modules:` entry.
+    Probe,
 }
 
 impl SourceKind {
@@ -23,6 +25,7 @@ impl SourceKind {
         match self {
             SourceKind::File => "file",
             SourceKind::Endpoint => "endpoint",
+            SourceKind::Probe => "probe",
         }
     }
 }

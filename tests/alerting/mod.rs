@@ -8,7 +8,7 @@
 //! fails.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::common::*;
@@ -147,28 +147,4 @@ impl Fixture {
             _dir: dir,
         }
     }
-}
-
-/// Copies the shipped rule file with every `for:` shortened to the
-/// evaluation interval; returns the copy and how many `for:` it shortened.
-fn rules_with_short_for(dir: &Path) -> (PathBuf, usize) {
-    let original = std::fs::read_to_string(repo().join("alerts/certinel.rules.yml")).unwrap();
-    let mut shortened = 0;
-    let mut out = String::new();
-    for line in original.lines() {
-        let trimmed = line.trim_start();
-        let is_for = trimmed
-            .strip_prefix("for:")
-            .is_some_and(|v| v.split_whitespace().count() == 1);
-        if is_for {
-            let indent = &line[..line.len() - trimmed.len()];
-            out.push_str(&format!("{indent}for: {TICK}\n"));
-            shortened += 1;
-        } else {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    assert!(shortened > 0, "no `for:` in alerts/certinel.rules.yml");
-    (write(dir, "rules/certinel.rules.yml", out), shortened)
 }

@@ -271,6 +271,28 @@ impl Daemon {
         Launch::new(&config).args(extra).start()
     }
 
+    /// Starts certinel behind basic auth for `user` with `password` (a
+    /// `--web.config.file` written beside the config); returns it with the
+    /// `Authorization` header value that gets in.
+    pub fn start_with_basic_auth(
+        dir: &Path,
+        config: &str,
+        user: &str,
+        password: &str,
+    ) -> (Daemon, String) {
+        use base64::Engine as _;
+        let hash = bcrypt::hash(password, 4).unwrap();
+        let web = write(
+            dir,
+            "web.yml",
+            format!("basic_auth_users:\n  {user}: '{hash}'\n"),
+        );
+        let daemon =
+            Daemon::start_with_args(dir, config, &["--web.config.file", &web.to_string_lossy()]);
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        (daemon, format!("Basic {token}"))
+    }
+
     /// The stderr lines so far.
     pub fn logs(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()

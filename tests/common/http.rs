@@ -19,12 +19,23 @@ pub struct Response {
 
 /// The text of a request without a body; `headers` come after `Host`.
 pub fn request_text(method: &str, path: &str, host: &str, headers: &[(&str, &str)]) -> String {
+    request_head(method, path, host, headers, 0)
+}
+
+/// The head of a request whose body is `length` bytes.
+fn request_head(
+    method: &str,
+    path: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    length: usize,
+) -> String {
     let extra: String = headers
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))
         .collect();
     format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Length: {length}\r\nConnection: close\r\n\r\n"
     )
 }
 
@@ -91,15 +102,63 @@ pub fn try_exchange(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Result<Response, String> {
+    try_exchange_body(addr, method, path, headers, b"", Duration::from_secs(10))
+}
+
+/// One request with a body on a fresh connection, waiting at most
+/// `timeout` for each read; `Err` if nothing answers or the answer is not
+/// HTTP.
+pub fn try_exchange_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Response, String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))
+    s.set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
-    s.write_all(request_text(method, path, &addr.to_string(), headers).as_bytes())
+    let head = request_head(method, path, &addr.to_string(), headers, body.len());
+    s.write_all(head.as_bytes())
+        .and_then(|()| s.write_all(body))
         .map_err(|e| format!("write: {e}"))?;
+    parse_response(&read_response(&mut s)?)
+}
+
+/// Reads a response until its body is complete (by `Content-Length`, or
+/// the last chunk) or the server closes: some servers (chromedriver) keep
+/// the connection open despite `Connection: close`.
+fn read_response(s: &mut TcpStream) -> Result<Vec<u8>, String> {
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
-    parse_response(&raw)
+    let mut buf = [0u8; 64 * 1024];
+    while !is_complete(&raw) {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    Ok(raw)
+}
+
+fn is_complete(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let header = |name: &str| {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim() == name)
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    if let Some(length) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        return raw.len() >= split + 4 + length;
+    }
+    header("transfer-encoding").is_some_and(|v| v.contains("chunked"))
+        && raw.ends_with(b"0\r\n\r\n")
 }
 
 /// An HTTP/1.1 request with extra request headers; returns the status, the

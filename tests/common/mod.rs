@@ -3,11 +3,12 @@
 //! on loopback for certinel to probe (`tls_server`), real programs run as
 //! an unprivileged user (`process`), in-process probes (`probe`), the real certinel
 //! binary (`daemon`), the one HTTP client (`http`), reading `/metrics`
-//! (`exposition`), the real Prometheus tools (`prometheus`), and bounded
-//! waiting (`wait`).
+//! (`exposition`), the real Prometheus tools (`prometheus`), a real
+//! headless browser (`browser`), and bounded waiting (`wait`).
 //!
 //! Everything is re-exported here: tests `use crate::common::*`.
 
+pub mod browser;
 pub mod daemon;
 pub mod disk;
 pub mod exposition;
@@ -19,6 +20,7 @@ pub mod prometheus;
 pub mod tls_server;
 pub mod wait;
 
+pub use browser::*;
 pub use daemon::*;
 pub use disk::*;
 pub use exposition::*;

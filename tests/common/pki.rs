@@ -87,6 +87,22 @@ pub fn leaf(ca: &Ca, cn: &str, days_left: i64) -> Minted {
     ca.issue(&Leaf::server(cn, days_left))
 }
 
+/// A server certificate valid for `days_left` more days and its renewal,
+/// valid for `renewed_days_left`, as cert-manager issues them: the renewal
+/// starts later (NotBefore 20 days and an hour ago), so a server still
+/// presenting the first is restart pending once its file holds the second.
+pub fn renewal(ca: &Ca, cn: &str, days_left: i64, renewed_days_left: i64) -> (Minted, Minted) {
+    let first = ca.issue(&Leaf {
+        not_before: now() - 20 * DAY,
+        ..Leaf::server(cn, days_left)
+    });
+    let renewed = ca.issue(&Leaf {
+        not_before: now() - 3600,
+        ..Leaf::server(cn, renewed_days_left)
+    });
+    (first, renewed)
+}
+
 /// A self-signed certificate for `localhost` (no CA), valid from a day ago
 /// until `not_after`.
 pub fn self_signed(cn: &str, not_after: i64) -> Minted {

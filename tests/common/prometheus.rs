@@ -6,6 +6,9 @@
 //! `$PROMETHEUS`, `$PROMTOOL` and `$ALERTMANAGER` override the programs
 //! looked up in `PATH` (Debian: `apt-get install prometheus
 //! prometheus-alertmanager`; `scripts/test` installs them).
+//!
+//! [`find_program`] and [`start_server`] serve every real program the
+//! tests start on a port (the browser's driver too).
 
 use std::fs::File;
 use std::io::Write;
@@ -16,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::disk::{write, yaml_str};
+use crate::common::disk::{repo, write, yaml_str};
 use crate::common::http::{try_get, urlencode};
 use crate::common::tls_server::closed_port;
 use crate::common::wait::eventually;
@@ -29,8 +32,9 @@ pub const JOB: &str = "certinel";
 /// How long a server may take to answer its readiness path.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A program from `$env`, or the first of `names` in `PATH`.
-fn find_program(env: &str, names: &[&str]) -> PathBuf {
+/// A program from `$env`, or the first of `names` in `PATH`; the test
+/// fails, saying how to install it, when there is none.
+pub fn find_program(env: &str, names: &[&str]) -> PathBuf {
     if let Some(p) = std::env::var_os(env) {
         return PathBuf::from(p);
     }
@@ -45,7 +49,8 @@ fn find_program(env: &str, names: &[&str]) -> PathBuf {
     }
     panic!(
         "{} not found in PATH (set ${env} to override). These tests run the real programs: \
-         run scripts/test, which installs them (apt-get install prometheus prometheus-alertmanager)",
+         run scripts/test, which installs them with apt (prometheus, prometheus-alertmanager, \
+         chromium, chromium-driver)",
         names.join(" or ")
     );
 }
@@ -131,7 +136,7 @@ impl Drop for Proc {
 /// Starts a server that listens on the port it is given and answers
 /// `ready_path` when ready; retries with a new port if another process took
 /// the one picked between probing and binding.
-fn start_server(
+pub fn start_server(
     name: &'static str,
     dir: &Path,
     ready_path: &str,
@@ -318,4 +323,28 @@ pub fn sample_value(sample: &Value) -> f64 {
         .as_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or(f64::NAN)
+}
+
+/// Copies the shipped rule file with every `for:` shortened to the
+/// evaluation interval; returns the copy and how many `for:` it shortened.
+pub fn rules_with_short_for(dir: &Path) -> (PathBuf, usize) {
+    let original = std::fs::read_to_string(repo().join("alerts/certinel.rules.yml")).unwrap();
+    let mut shortened = 0;
+    let mut out = String::new();
+    for line in original.lines() {
+        let trimmed = line.trim_start();
+        let is_for = trimmed
+            .strip_prefix("for:")
+            .is_some_and(|v| v.split_whitespace().count() == 1);
+        if is_for {
+            let indent = &line[..line.len() - trimmed.len()];
+            out.push_str(&format!("{indent}for: {TICK}\n"));
+            shortened += 1;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(shortened > 0, "no `for:` in alerts/certinel.rules.yml");
+    (write(dir, "rules/certinel.rules.yml", out), shortened)
 }

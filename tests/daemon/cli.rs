@@ -166,6 +166,38 @@ rejects! {
     config_check_rejects_invalid_yaml_syntax_with_line:
         "invalid-yaml-syntax.yaml" =>
         ["did not find expected ',' or ']'", "line 4"];
+    config_check_rejects_probe_enabled_without_networks:
+        "invalid-probe-enabled-without-networks.yaml" =>
+        ["probe.allow.networks: must list at least one network when probe.enabled is true", "line 4"];
+    config_check_rejects_a_network_with_host_bits_set:
+        "invalid-probe-network-with-host-bits.yaml" =>
+        ["probe.allow.networks[1]: invalid network \"192.168.1.7/16\"", "did you mean 192.168.0.0/16?", "line 5"];
+    config_check_rejects_a_host_pattern_with_an_inner_wildcard:
+        "invalid-probe-host-pattern.yaml" =>
+        ["probe.allow.hosts[0]: invalid host pattern \"db*.example.com\"", "line 3"];
+    config_check_rejects_probe_max_concurrent_zero:
+        "invalid-probe-max-concurrent-zero.yaml" =>
+        ["probe.max_concurrent: must be at least 1", "line 5"];
+    config_check_rejects_a_module_name_that_is_not_a_word:
+        "invalid-module-name.yaml" =>
+        ["modules.with/slash: invalid module name \"with/slash\"", "line 4"];
+    config_check_rejects_a_module_with_a_missing_ca_file:
+        "invalid-module-missing-ca-file.yaml" =>
+        ["modules.internal.ca_file: /nonexistent/certinel/ca.crt", "line 4"];
+    config_check_rejects_a_module_timeout_out_of_range:
+        "invalid-module-timeout-out-of-range.yaml" =>
+        ["modules.slow.timeout: duration \"1h\" is out of range", "line 3"];
+}
+
+#[test]
+fn config_check_accepts_the_probe_fixture_and_counts_its_modules() {
+    let out = config_check(&fixture("valid-probe.yaml"));
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("/probe enabled with 2 module(s)"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

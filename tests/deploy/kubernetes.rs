@@ -17,21 +17,21 @@ use super::*;
 
 /// One parsed manifest document.
 #[derive(Debug, Clone)]
-struct Doc {
-    file: String,
-    value: Value,
+pub(super) struct Doc {
+    pub(super) file: String,
+    pub(super) value: Value,
 }
 
 impl Doc {
-    fn kind(&self) -> &str {
+    pub(super) fn kind(&self) -> &str {
         str_at(&self.value, &["kind"])
     }
-    fn name(&self) -> &str {
+    pub(super) fn name(&self) -> &str {
         str_at(&self.value, &["metadata", "name"])
     }
 }
 
-fn at<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
+pub(super) fn at<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
     let mut cur = v;
     for key in path {
         cur = cur
@@ -41,17 +41,17 @@ fn at<'a>(v: &'a Value, path: &[&str]) -> &'a Value {
     cur
 }
 
-fn opt<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+pub(super) fn opt<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |cur, key| cur.get(*key))
 }
 
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+pub(super) fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     at(v, path)
         .as_str()
         .unwrap_or_else(|| panic!("{} is not a string in {}", path.join("."), show(v)))
 }
 
-fn seq<'a>(v: &'a Value, path: &[&str]) -> &'a [Value] {
+pub(super) fn seq<'a>(v: &'a Value, path: &[&str]) -> &'a [Value] {
     match opt(v, path) {
         None => &[],
         Some(s) => s
@@ -66,7 +66,7 @@ fn show(v: &Value) -> String {
     text.chars().take(600).collect()
 }
 
-fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+pub(super) fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
     let Some(v) = v else {
         return BTreeMap::new();
     };
@@ -84,7 +84,7 @@ fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
 }
 
 /// Every document of every `*.yaml` under `deploy/kubernetes/<sub>`.
-fn manifests(sub: &str) -> Vec<Doc> {
+pub(super) fn manifests(sub: &str) -> Vec<Doc> {
     let base = repo().join("deploy/kubernetes").join(sub);
     let mut docs = Vec::new();
     for entry in walkdir::WalkDir::new(&base).sort_by_file_name() {
@@ -111,13 +111,13 @@ fn manifests(sub: &str) -> Vec<Doc> {
     docs
 }
 
-fn only<'a>(docs: &'a [Doc], kind: &str) -> &'a Doc {
+pub(super) fn only<'a>(docs: &'a [Doc], kind: &str) -> &'a Doc {
     let found: Vec<&Doc> = docs.iter().filter(|d| d.kind() == kind).collect();
     assert_eq!(found.len(), 1, "expected one {kind}");
     found[0]
 }
 
-fn named<'a>(docs: &'a [Doc], kind: &str, name: &str) -> &'a Doc {
+pub(super) fn named<'a>(docs: &'a [Doc], kind: &str, name: &str) -> &'a Doc {
     docs.iter()
         .find(|d| d.kind() == kind && d.name() == name)
         .unwrap_or_else(|| panic!("no {kind} named {name}"))
@@ -140,6 +140,7 @@ fn every_manifest_parses_with_a_known_api_version_and_kind() {
         ("ServiceAccount", "v1"),
         ("Deployment", "apps/v1"),
         ("DaemonSet", "apps/v1"),
+        ("StatefulSet", "apps/v1"),
         ("Certificate", "cert-manager.io/v1"),
         ("ClusterIssuer", "cert-manager.io/v1"),
         ("PodMonitor", "monitoring.coreos.com/v1"),
@@ -182,13 +183,13 @@ fn every_manifest_parses_with_a_known_api_version_and_kind() {
 }
 
 /// The pod a workload runs, with what the checks need.
-struct Pod<'a> {
-    labels: BTreeMap<String, String>,
+pub(super) struct Pod<'a> {
+    pub(super) labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
-    spec: &'a Value,
+    pub(super) spec: &'a Value,
 }
 
-fn pod_of(workload: &Doc) -> Pod<'_> {
+pub(super) fn pod_of(workload: &Doc) -> Pod<'_> {
     let template = at(&workload.value, &["spec", "template"]);
     let labels = string_map(opt(template, &["metadata", "labels"]));
     let selector = string_map(opt(&workload.value, &["spec", "selector", "matchLabels"]));
@@ -205,14 +206,14 @@ fn pod_of(workload: &Doc) -> Pod<'_> {
     }
 }
 
-fn container<'a>(pod: &Pod<'a>, name: &str) -> &'a Value {
+pub(super) fn container<'a>(pod: &Pod<'a>, name: &str) -> &'a Value {
     seq(pod.spec, &["containers"])
         .iter()
         .find(|c| str_at(c, &["name"]) == name)
         .unwrap_or_else(|| panic!("no container {name}"))
 }
 
-fn args(container: &Value) -> Vec<String> {
+pub(super) fn args(container: &Value) -> Vec<String> {
     seq(container, &["args"])
         .iter()
         .map(|a| a.as_str().expect("args are strings").to_owned())
@@ -220,7 +221,7 @@ fn args(container: &Value) -> Vec<String> {
 }
 
 /// Resolves a probe or PodMonitor port (name or number) on a container.
-fn port_number(container: &Value, port: &Value) -> u16 {
+pub(super) fn port_number(container: &Value, port: &Value) -> u16 {
     let ports = seq(container, &["ports"]);
     let found = ports.iter().find(|p| match port {
         Value::String(name) => p.get("name").and_then(Value::as_str) == Some(name),
@@ -276,7 +277,8 @@ fn under(path: &Path, dir: &str) -> bool {
     path.starts_with(dir) && path.components().all(|c| c != Component::ParentDir)
 }
 
-/// Every path the config reads: file source paths and endpoint TLS files.
+/// Every path the config reads: file source paths and the TLS files of
+/// endpoints and modules.
 fn config_paths(config: &Value) -> Vec<String> {
     let mut out = Vec::new();
     for f in seq(config, &["files"]) {
@@ -284,7 +286,11 @@ fn config_paths(config: &Value) -> Vec<String> {
             out.push(p.as_str().unwrap().to_owned());
         }
     }
-    for e in seq(config, &["endpoints"]) {
+    let modules = opt(config, &["modules"]).and_then(Value::as_mapping);
+    let entries = seq(config, &["endpoints"])
+        .iter()
+        .chain(modules.into_iter().flat_map(|m| m.values()));
+    for e in entries {
         for key in ["ca_file", "client_cert", "client_key"] {
             if let Some(p) = e.get(key).and_then(Value::as_str) {
                 out.push(p.to_owned());
@@ -306,7 +312,7 @@ fn config_dir_and_key(cli: &Cli) -> (String, String) {
 
 /// What every certinel container must satisfy, whatever pod it is in.
 /// Returns the embedded config.
-fn check_certinel_container(docs: &[Doc], pod: &Pod<'_>) -> Value {
+pub(super) fn check_certinel_container(docs: &[Doc], pod: &Pod<'_>) -> Value {
     let c = container(pod, "certinel");
     let cli = cli(&args(c));
     let port = listen_port(&cli);

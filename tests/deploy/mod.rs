@@ -18,6 +18,12 @@ mod docker;
 /// Every manifest parsed and its references followed (mounts, ports,
 /// probes, selectors, secrets); the embedded configs run for real.
 mod kubernetes;
+/// The /probe StatefulSet and its scrape jobs: references, and the
+/// Kubernetes relabelling run by the real Prometheus.
+mod probe;
+/// Every Kubernetes manifest against the real Kubernetes schemas
+/// (`kubernetes-validate`, offline).
+mod schemas;
 /// The unit: hardening, command line, exit codes and signals, and
 /// `systemd-analyze` when present.
 mod systemd;

@@ -10,6 +10,12 @@
 //! is wrong with the served chain beyond the verdict is `chain`; the
 //! stapled OCSP response is read in `ocsp`; and whether the server still
 //! serves an older certificate than its file is decided in [`restart`].
+//!
+//! Every address a name resolves to is put to an [`AddressPolicy`] before
+//! anything connects to it, and only the addresses it passed are connected
+//! to: configured targets pass [`AllowAll`], `/probe` its allowlist. The
+//! name is resolved once, here, so a resolver that answers differently the
+//! second time (DNS rebinding) never gets a second time.
 
 mod chain;
 mod danger;
@@ -19,6 +25,7 @@ pub mod restart;
 mod session;
 mod starttls;
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -65,19 +72,56 @@ pub struct AddressReport {
     pub probed_at: SystemTime,
 }
 
+/// Decides, after the name is resolved and before anything connects,
+/// whether a probe may reach the addresses a target resolved to.
+pub trait AddressPolicy {
+    /// Why a target was refused.
+    type Refusal;
+    /// `Err` refuses the whole target: nothing is connected to.
+    fn check(&self, addresses: &[SocketAddr]) -> Result<(), Self::Refusal>;
+}
+
+/// The policy of configured targets and `certinel check`: the operator
+/// wrote the target, so every address it resolves to is probed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllowAll;
+
+impl AddressPolicy for AllowAll {
+    type Refusal = Infallible;
+
+    fn check(&self, _: &[SocketAddr]) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
 /// Probes one target: resolves it and probes every address it resolves
 /// to, concurrently, all within `timeout`. Never returns an empty list.
+/// [`probe_with`] under [`AllowAll`].
 pub async fn probe(
     target: &EndpointTarget,
     tls: &TlsSettings,
     starttls: Option<Starttls>,
     timeout: Duration,
 ) -> Vec<AddressReport> {
+    let Ok(reports) = probe_with(target, tls, starttls, timeout, &AllowAll).await;
+    reports
+}
+
+/// [`probe`], with the resolved addresses put to `policy` first: when it
+/// refuses them, nothing is connected to and its refusal is returned. A
+/// name that does not resolve is a probe result (`dns`), not a refusal.
+pub async fn probe_with<P: AddressPolicy>(
+    target: &EndpointTarget,
+    tls: &TlsSettings,
+    starttls: Option<Starttls>,
+    timeout: Duration,
+    policy: &P,
+) -> Result<Vec<AddressReport>, P::Refusal> {
     let deadline = deadline_after(timeout);
     let started = Instant::now();
     let probed_at = SystemTime::now();
     let dns_failure = |detail: String| {
-        vec![AddressReport {
+        Ok(vec![AddressReport {
             address: String::new(),
             chain: Vec::new(),
             error: Some(ProbeError::new(TlsErrorReason::Dns, detail)),
@@ -86,7 +130,7 @@ pub async fn probe(
             ocsp: None,
             duration: started.elapsed(),
             probed_at,
-        }]
+        }])
     };
     let lookup = tokio::net::lookup_host((target.host.as_str(), target.port));
     let mut addrs: Vec<SocketAddr> = match timeout_at(deadline, lookup).await {
@@ -104,10 +148,11 @@ pub async fn probe(
     if addrs.is_empty() {
         return dns_failure(format!("{} resolves to no address", target.host));
     }
+    policy.check(&addrs)?;
     let probes = addrs
         .into_iter()
         .map(|addr| probe_address(addr, target, tls, starttls, deadline));
-    futures_util::future::join_all(probes).await
+    Ok(futures_util::future::join_all(probes).await)
 }
 
 async fn probe_address(
