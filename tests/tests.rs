@@ -24,6 +24,9 @@ mod common;
 mod daemon;
 /// Deployment artefacts: Dockerfile, Kubernetes manifests, systemd unit.
 mod deploy;
+/// Beyond the verdict, against `openssl s_server`: chain problems, the
+/// verified path, stapled OCSP; STARTTLS failures against hand-written servers.
+mod endpoint;
 /// The file source on real files: formats, every bad input, paths and
 /// globs, changes between passes.
 mod files;
@@ -39,6 +42,9 @@ mod listener;
 mod probe;
 /// Following rotation: file watching, config reload, restart-pending.
 mod rotation;
+/// Real servers (PostgreSQL, OpenLDAP, Exim, Dovecot, vsftpd, Prosody,
+/// MariaDB), each started once per run, probed through their STARTTLS.
+mod servers;
 /// The status page in a real headless Chromium, and the JSON API beside it.
 mod status;
 /// Every handshake failure reason, produced by a real loopback server.

@@ -17,8 +17,9 @@ pub fn table(rows: &[Row<'_>], colour: bool) -> String {
         "SUBJECT",
         "WHERE",
         "REASON",
+        "NOTES",
     ];
-    let cells: Vec<[String; 6]> = rows
+    let cells: Vec<[String; 7]> = rows
         .iter()
         .map(|r| {
             [
@@ -32,6 +33,7 @@ pub fn table(rows: &[Row<'_>], colour: bool) -> String {
                 },
                 r.place(),
                 r.reason.unwrap_or("").to_owned(),
+                r.notes(),
             ]
         })
         .collect();
@@ -42,7 +44,7 @@ pub fn table(rows: &[Row<'_>], colour: bool) -> String {
         }
     }
     let mut out = String::new();
-    let line = |out: &mut String, row: &[String; 6], status: Option<Status>| {
+    let line = |out: &mut String, row: &[String; 7], status: Option<Status>| {
         for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
             let pad = w - cell.chars().count();
             let right = i == 1;

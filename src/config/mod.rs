@@ -40,6 +40,7 @@ pub use error::ConfigError;
 pub(crate) use patterns::PatternKind;
 pub use patterns::{ExcludeSet, FilePattern};
 pub use probe::{ProbeModule, ProbeSettings, DEFAULT_MODULE, DEFAULT_PROBE_CONCURRENCY};
+pub(crate) use tls::Anchors;
 pub use tls::{TlsFile, TlsSettings, TlsSetupError};
 pub use values::{NameAttribute, Starttls};
 

@@ -3,6 +3,7 @@
 //! missing CA or a key that does not match its certificate is a
 //! configuration error, not a failing probe.
 
+use std::collections::HashMap;
 use std::hash::Hasher as _;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -13,7 +14,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore};
 
-use crate::{crypto, filesystem};
+use crate::{cert, crypto, filesystem};
 
 /// Which of an endpoint's TLS files a [`TlsSetupError`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +82,8 @@ pub struct TlsSettings {
     pub(crate) builder: rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>,
     /// WebPKI verification against the roots; `None` when there are none.
     pub(crate) verifier: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    /// The roots themselves, for the chain diagnostics.
+    pub(crate) anchors: Arc<Anchors>,
     /// The client certificate and key, when configured.
     pub(crate) client_key: Option<Arc<CertifiedKey>>,
     /// Hash of the files' paths and contents, to tell a reload that
@@ -88,24 +91,68 @@ pub struct TlsSettings {
     fingerprint: u64,
 }
 
+/// Trust anchors with what a trust anchor does not carry: the NotAfter of
+/// the certificate it came from, so the expiry of a verified path can
+/// include its root.
+#[derive(Debug)]
+pub(crate) struct Anchors {
+    /// The anchors, as the verifiers take them.
+    pub(crate) roots: Arc<RootCertStore>,
+    /// NotAfter of each anchor's certificate, keyed by its
+    /// SubjectPublicKeyInfo (as the anchor holds it).
+    not_after: HashMap<Vec<u8>, i64>,
+}
+
+impl Anchors {
+    /// The anchors of the certificates that parse; the others are skipped
+    /// (as rustls skips them), and counted.
+    fn from_certs(certs: Vec<CertificateDer<'static>>) -> (Anchors, usize) {
+        let mut roots = RootCertStore::empty();
+        let mut not_after = HashMap::new();
+        let mut ignored = 0;
+        for der in certs {
+            let Ok(anchor) = webpki::anchor_from_trusted_cert(&der) else {
+                ignored += 1;
+                continue;
+            };
+            let anchor = anchor.to_owned();
+            if let Ok(facts) = cert::parse_der(der.as_ref()) {
+                not_after.insert(anchor.subject_public_key_info.to_vec(), facts.not_after);
+            }
+            roots.roots.push(anchor);
+        }
+        let anchors = Anchors {
+            roots: Arc::new(roots),
+            not_after,
+        };
+        (anchors, ignored)
+    }
+
+    /// NotAfter of the certificate of the anchor with this
+    /// SubjectPublicKeyInfo, when it came from a certificate that parsed.
+    pub(crate) fn not_after(&self, spki: &[u8]) -> Option<i64> {
+        self.not_after.get(spki).copied()
+    }
+}
+
 /// The operating system's trust store, read once per process.
-fn system_roots() -> Arc<RootCertStore> {
-    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+fn system_roots() -> Arc<Anchors> {
+    static ROOTS: OnceLock<Arc<Anchors>> = OnceLock::new();
     ROOTS
         .get_or_init(|| {
             let loaded = rustls_native_certs::load_native_certs();
             for e in &loaded.errors {
                 tracing::warn!(error = %e, "problem reading the system trust store");
             }
-            let mut store = RootCertStore::empty();
-            let (added, ignored) = store.add_parsable_certificates(loaded.certs);
+            let (anchors, ignored) = Anchors::from_certs(loaded.certs);
+            let added = anchors.roots.len();
             if added == 0 {
                 tracing::warn!(
                     "no system trust roots found; endpoints without ca_file will report unknown_ca"
                 );
             }
             tracing::debug!(added, ignored, "loaded system trust roots");
-            Arc::new(store)
+            Arc::new(anchors)
         })
         .clone()
 }
@@ -142,22 +189,21 @@ impl TlsSettings {
                 })
             }
         };
-        let roots = match &ca {
+        let anchors = match &ca {
             None => system_roots(),
             Some((path, pem)) => {
-                let certs = pem_certs(TlsFile::Ca, path, pem)?;
-                let mut store = RootCertStore::empty();
-                let (added, _) = store.add_parsable_certificates(certs);
-                if added == 0 {
+                let (anchors, _) = Anchors::from_certs(pem_certs(TlsFile::Ca, path, pem)?);
+                if anchors.roots.is_empty() {
                     return Err(file_error(
                         TlsFile::Ca,
                         path,
                         "no usable CA certificate in the file",
                     ));
                 }
-                Arc::new(store)
+                Arc::new(anchors)
             }
         };
+        let roots = anchors.roots.clone();
         let verifier = if roots.is_empty() {
             None
         } else {
@@ -197,6 +243,7 @@ impl TlsSettings {
             provider,
             builder,
             verifier,
+            anchors,
             client_key,
             fingerprint: files.fingerprint.finish(),
         })

@@ -203,6 +203,16 @@ pub enum Starttls {
     Ftp,
     /// PostgreSQL (SSLRequest, `S`), port 5432.
     Postgres,
+    /// LDAP (the StartTLS extended operation, RFC 4511), port 389.
+    Ldap,
+    /// XMPP client-to-server (`<starttls/>`, `<proceed/>`, RFC 6120),
+    /// port 5222.
+    Xmpp,
+    /// XMPP server-to-server, port 5269.
+    #[serde(rename = "xmpp-server")]
+    XmppServer,
+    /// MySQL and MariaDB (the SSL request packet), port 3306.
+    Mysql,
 }
 
 impl Starttls {
@@ -214,6 +224,10 @@ impl Starttls {
             Starttls::Pop3 => "pop3",
             Starttls::Ftp => "ftp",
             Starttls::Postgres => "postgres",
+            Starttls::Ldap => "ldap",
+            Starttls::Xmpp => "xmpp",
+            Starttls::XmppServer => "xmpp-server",
+            Starttls::Mysql => "mysql",
         }
     }
 }

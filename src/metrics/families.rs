@@ -17,6 +17,7 @@ use super::labels::{
 };
 use super::names::*;
 use super::series::{Family, Pairs, Series, Twins};
+use super::tls::probe_family;
 use crate::cert::CrlFacts;
 use crate::clock::{unix_seconds, unix_secs};
 use crate::config::MetricsSettings;
@@ -246,7 +247,8 @@ pub(super) fn target_families(
     for_each_probe(sources, |p| {
         family.gauge(&mut m, &p.labels, unix_seconds(p.report.probed_at))
     })?;
-    served_stale(enc, sources)
+    served_stale(enc, sources)?;
+    super::tls::encode(enc, sources)
 }
 
 /// An `_info` family of probes: the extra labels of each probe that has
@@ -258,27 +260,8 @@ fn probe_info<'a>(
     sources: &'a [Arc<SourceState>],
     extra: impl Fn(&Probe<'a>) -> Option<Vec<(&'a str, &'a str)>>,
 ) -> std::fmt::Result {
-    let each = |f: &mut dyn FnMut(&dyn Series) -> std::fmt::Result| {
-        for_each_probe(sources, |p| match extra(p) {
-            Some(extra) => f(&ProbeLabels {
-                extra: &extra,
-                ..p.labels
-            }),
-            None => Ok(()),
-        })
-    };
-    let twins = Twins::find(each);
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    let mut family = Family::new(&twins);
-    for_each_probe(sources, |p| match extra(p) {
-        Some(extra) => family.gauge(
-            &mut m,
-            &ProbeLabels {
-                extra: &extra,
-                ..p.labels
-            },
-            1,
-        ),
+    probe_family(enc, name, help, sources, |p, f| match extra(p) {
+        Some(extra) => f(&extra, 1i64),
         None => Ok(()),
     })
 }

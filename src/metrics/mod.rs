@@ -20,6 +20,7 @@ mod relative;
 mod rendered;
 mod series;
 mod text;
+mod tls;
 
 use std::fmt;
 use std::sync::Arc;

@@ -70,6 +70,32 @@ pub(super) const RELOAD_OK_HELP: &str =
 pub(super) const RELOAD_TIME: &str = "certinel_config_last_reload_success_timestamp_seconds";
 pub(super) const RELOAD_TIME_HELP: &str = "Timestamp of the last successful configuration reload.";
 
+pub(super) const CHAIN_PROBLEMS: &str = "certinel_tls_chain_problems";
+pub(super) const CHAIN_PROBLEMS_HELP: &str =
+    "Number of problems with the chain this address served (0 = none found).";
+pub(super) const CHAIN_PROBLEM_INFO: &str = "certinel_tls_chain_problem_info";
+pub(super) const CHAIN_PROBLEM_INFO_HELP: &str =
+    "Present while the served chain has this problem, at this position (0 = leaf).";
+pub(super) const CHAIN_VERIFIED_NOT_AFTER: &str = "certinel_tls_chain_verified_not_after";
+pub(super) const CHAIN_VERIFIED_NOT_AFTER_HELP: &str =
+    "Earliest NotAfter along the verified path (leaf, intermediates used, trust anchor), Unix seconds.";
+pub(super) const CHAIN_UNUSED: &str = "certinel_tls_chain_unused_certificates";
+pub(super) const CHAIN_UNUSED_HELP: &str = "Served certificates that are not on the verified path.";
+pub(super) const OCSP_STAPLED: &str = "certinel_tls_ocsp_stapled";
+pub(super) const OCSP_STAPLED_HELP: &str =
+    "1 if the server stapled an OCSP response to its certificate, else 0.";
+pub(super) const OCSP_REVOKED: &str = "certinel_tls_ocsp_revoked";
+pub(super) const OCSP_REVOKED_HELP: &str =
+    "1 if the stapled OCSP response says the certificate is revoked, else 0.";
+pub(super) const OCSP_STATUS_INFO: &str = "certinel_tls_ocsp_status_info";
+pub(super) const OCSP_STATUS_INFO_HELP: &str =
+    "The stapled OCSP response: status (good, revoked, unknown, unusable) and whether it verified.";
+pub(super) const OCSP_THIS_UPDATE: &str = "certinel_tls_ocsp_this_update_timestamp_seconds";
+pub(super) const OCSP_THIS_UPDATE_HELP: &str =
+    "thisUpdate of the stapled OCSP response, Unix seconds.";
+pub(super) const OCSP_NEXT_UPDATE: &str = "certinel_tls_ocsp_next_update_timestamp_seconds";
+pub(super) const OCSP_NEXT_UPDATE_HELP: &str =
+    "nextUpdate of the stapled OCSP response, Unix seconds: after it the staple is stale.";
 pub(super) const PROBE_SUCCESS: &str = "probe_success";
 pub(super) const PROBE_SUCCESS_HELP: &str =
     "1 if every address of the target answered a verified TLS handshake, else 0.";

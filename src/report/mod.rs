@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::cert::{CertFacts, CrlFacts};
 use crate::snapshot::{Snapshot, SourceData, SourceState};
 use crate::sources::endpoint::restart::Verdict;
+use crate::sources::endpoint::AddressReport;
 use crate::sources::files::{CertRole, FileErrorReason};
 use crate::text::{path_label, printable};
 
@@ -158,6 +159,17 @@ pub struct Row<'a> {
     pub embedded_kind: Option<&'static str>,
     /// A kubeconfig certificate's cluster or user name.
     pub embedded_key: Option<&'a str>,
+    /// The stapled OCSP response's status (`good`, `revoked`, `unknown`,
+    /// `unusable`), `none` when the server staples none; endpoint places
+    /// whose server presented a chain only.
+    pub ocsp_status: Option<&'static str>,
+    /// nextUpdate of the stapled response, Unix seconds.
+    pub ocsp_next_update: Option<i64>,
+    /// Problems with the served chain (`out_of_order`,
+    /// `missing_intermediate`, `weak_signature`, `small_key`), each once.
+    pub chain_problems: Vec<&'static str>,
+    /// Earliest NotAfter along the verified path, Unix seconds.
+    pub verified_chain_not_after: Option<i64>,
 }
 
 /// [`Row::object`] of a certificate.
@@ -186,6 +198,36 @@ impl Row<'_> {
         match (self.embedded_kind, self.embedded_key) {
             (Some(kind), Some(key)) => format!("{base} ({kind} {key})"),
             _ => base,
+        }
+    }
+
+    /// The OCSP and chain findings in one line (`ocsp revoked,
+    /// out_of_order`), for the table's NOTES column.
+    pub fn notes(&self) -> String {
+        let mut notes = Vec::new();
+        if let Some(status) = self.ocsp_status.filter(|s| *s != "none") {
+            notes.push(format!("ocsp {status}"));
+        }
+        notes.extend(self.chain_problems.iter().map(|p| (*p).to_owned()));
+        notes.join(", ")
+    }
+
+    /// The least status the place's OCSP and chain findings allow: a
+    /// revoked staple is an error (clients that check it refuse the
+    /// connection); a chain problem, or a stale, unknown or unusable
+    /// staple, a warning.
+    fn findings_floor(&self, now: i64) -> Status {
+        let stale = self.ocsp_next_update.is_some_and(|t| t < now);
+        let staple = match self.ocsp_status {
+            Some("revoked") => Status::Error,
+            Some("good") if stale => Status::Warn,
+            Some("good" | "none") | None => Status::Ok,
+            Some(_) => Status::Warn,
+        };
+        if self.chain_problems.is_empty() {
+            staple
+        } else {
+            staple.max(Status::Warn)
         }
     }
 
@@ -307,7 +349,9 @@ fn certificate_row<'a>(
     thresholds: Thresholds,
     now: i64,
 ) -> Row<'a> {
-    let status = thresholds.status(c.not_after, now);
+    let status = thresholds
+        .status(c.not_after, now)
+        .max(place.findings_floor(now));
     Row {
         // A failing place stays an error whatever its certificates say:
         // the failure is what needs attention.
@@ -391,6 +435,10 @@ fn for_each_place<'a>(source: &'a SourceState, mut f: impl FnMut(Row<'a>, Found<
         this_update: None,
         embedded_kind: None,
         embedded_key: None,
+        ocsp_status: None,
+        ocsp_next_update: None,
+        chain_problems: Vec::new(),
+        verified_chain_not_after: None,
     };
     match &source.data {
         SourceData::Files(scan) => {
@@ -429,7 +477,7 @@ fn for_each_place<'a>(source: &'a SourceState, mut f: impl FnMut(Row<'a>, Found<
                         ..blank.clone()
                     };
                     f(
-                        place,
+                        with_findings(place, r),
                         Found {
                             certs: &r.chain,
                             roles: &[],
@@ -440,6 +488,27 @@ fn for_each_place<'a>(source: &'a SourceState, mut f: impl FnMut(Row<'a>, Found<
             }
         }
     }
+}
+
+/// Adds a probed address's OCSP and chain findings to its row template;
+/// a problem's detail stands in for a failure's when there is none.
+fn with_findings<'a>(mut place: Row<'a>, r: &'a AddressReport) -> Row<'a> {
+    if let Some(staple) = &r.ocsp {
+        place.ocsp_status = Some(staple.as_ref().map_or("none", |s| s.status.as_str()));
+        place.ocsp_next_update = staple.as_ref().and_then(|s| s.next_update);
+    }
+    if let Some(chain) = &r.chain_report {
+        for p in &chain.problems {
+            if !place.chain_problems.contains(&p.kind.as_str()) {
+                place.chain_problems.push(p.kind.as_str());
+            }
+            if place.detail.is_none() {
+                place.detail = Some(Cow::Borrowed(&p.detail));
+            }
+        }
+        place.verified_chain_not_after = chain.verified.as_ref().map(|v| v.not_after);
+    }
+    place
 }
 
 #[cfg(test)]
@@ -470,7 +539,27 @@ pub(crate) mod tests {
             this_update: None,
             embedded_kind: None,
             embedded_key: None,
+            ocsp_status: None,
+            ocsp_next_update: None,
+            chain_problems: Vec::new(),
+            verified_chain_not_after: None,
         }
+    }
+
+    #[test]
+    fn findings_raise_the_status_floor() {
+        let mut r = row(Status::Ok, Some(90.0));
+        assert_eq!(r.findings_floor(0), Status::Ok);
+        r.ocsp_status = Some("good");
+        r.ocsp_next_update = Some(10);
+        assert_eq!(r.findings_floor(5), Status::Ok);
+        assert_eq!(r.findings_floor(20), Status::Warn);
+        r.chain_problems.push("out_of_order");
+        r.ocsp_next_update = None;
+        assert_eq!(r.findings_floor(20), Status::Warn);
+        r.ocsp_status = Some("revoked");
+        assert_eq!(r.findings_floor(20), Status::Error);
+        assert_eq!(r.notes(), "ocsp revoked, out_of_order");
     }
 
     #[test]

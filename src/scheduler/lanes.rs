@@ -120,6 +120,8 @@ mod tests {
             chain: Vec::new(),
             error: reason.map(|reason| ProbeError::new(reason, "")),
             negotiated: None,
+            chain_report: None,
+            ocsp: None,
             duration: Duration::ZERO,
             probed_at: SystemTime::UNIX_EPOCH,
         }

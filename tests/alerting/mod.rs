@@ -33,6 +33,8 @@ struct Fixture {
     /// Accepts connections (in the kernel backlog) and never answers, so the
     /// `dash-stuck` source never completes a pass.
     _stuck: TcpListener,
+    /// Serves its chain out of order (CertinelTLSChainProblem).
+    chained: TestServer,
     refused: SocketAddr,
     garbage: PathBuf,
     /// A CRL past its nextUpdate.
@@ -80,6 +82,19 @@ impl Fixture {
             &ServerOptions::default(),
         );
         let good = format!("127.0.0.1:{}", server.addr.port());
+        // A chain served out of order (root before the intermediate), with
+        // a staple that is no OCSP response: data for the chain and OCSP
+        // panels, and no handshake error.
+        let inter = ca.intermediate("fixture intermediate", 300);
+        let chained = tls_server(
+            &inter.issue(&Leaf::server("chain-endpoint", 90)),
+            &ServerOptions {
+                chain: vec![ca.cert.cert_pem.clone(), inter.cert.cert_pem.clone()],
+                ocsp: b"not an OCSP response".to_vec(),
+                ..Default::default()
+            },
+        );
+        let chained_addr = format!("127.0.0.1:{}", chained.addr.port());
         let refused = closed_port();
         let stuck = TcpListener::bind("127.0.0.1:0").unwrap();
         let certs_glob = dir.path().join("certs").join("*.pem");
@@ -112,7 +127,7 @@ impl Fixture {
                 "global:\n  interval: {TICK}\n  timeout: {TICK}\n\
                  files:\n  - name: dash-files\n    paths: [{glob}]\n\
                  \x20 - name: dash-formats\n    paths: [{stores}]\n    password_file: {password}\n\
-                 endpoints:\n  - name: dash-endpoints\n    targets: [\"{good}\", \"{refused}\"]\n    ca_file: {ca}\n\
+                 endpoints:\n  - name: dash-endpoints\n    targets: [\"{good}\", \"{chained_addr}\", \"{refused}\"]\n    ca_file: {ca}\n\
                  \x20 - name: dash-stuck\n    targets: [\"{stuck}\"]\n    interval: 120s\n    timeout: 120s\n",
                 glob = yaml_str(&certs_glob),
                 stores = yaml_str(&stores.join("*")),
@@ -124,6 +139,10 @@ impl Fixture {
         let refused_s = refused.to_string();
         certinel.wait_for(Duration::from_secs(20), |m| {
             m.has("x509_cert_not_after", &[("subject_CN", "good-endpoint")])
+                && m.has(
+                    "certinel_tls_chain_problem_info",
+                    &[("problem", "out_of_order")],
+                )
                 && m.find("x509_cert_not_after", &[("source_name", "dash-files")])
                     .len()
                     == 4
@@ -152,6 +171,7 @@ impl Fixture {
             prom,
             certinel,
             _server: server,
+            chained,
             _stuck: stuck,
             refused,
             garbage,

@@ -54,6 +54,7 @@ fn every_problem_raises_its_alert_from_real_certinel_data() {
         r[0]["metric"]["reason"].as_str().unwrap().to_owned()
     };
     let refused = fx.refused.to_string();
+    let chained = format!("127.0.0.1:{}", fx.chained.addr.port());
 
     // (alertname, label, value, text its summary must contain)
     let wanted: Vec<(&str, &str, String, String)> = vec![
@@ -92,6 +93,12 @@ fn every_problem_raises_its_alert_from_real_certinel_data() {
             "target",
             refused.clone(),
             "failing: refused".into(),
+        ),
+        (
+            "CertinelTLSChainProblem",
+            "target",
+            chained,
+            "serves a flawed chain: out_of_order (#0)".into(),
         ),
         (
             "CertinelCertFileUnreadable",

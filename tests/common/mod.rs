@@ -1,7 +1,8 @@
 //! Shared test helpers, one home per concept: certificates minted per test
 //! with chosen validity (`pki`), files laid out on disk (`disk`), servers
 //! on loopback for certinel to probe (`tls_server`), keystores and CRLs
-//! made by openssl and keytool (`stores`), the real certinel
+//! made by openssl and keytool (`stores`), real programs run as an
+//! unprivileged user (`process`), in-process probes (`probe`), the real certinel
 //! binary (`daemon`), the one HTTP client (`http`), reading `/metrics`
 //! (`exposition`), the real Prometheus tools (`prometheus`), a real
 //! headless browser (`browser`), and bounded waiting (`wait`).
@@ -14,6 +15,8 @@ pub mod disk;
 pub mod exposition;
 pub mod http;
 pub mod pki;
+pub mod probe;
+pub mod process;
 pub mod prometheus;
 pub mod stores;
 pub mod tls_server;
@@ -25,6 +28,8 @@ pub use disk::*;
 pub use exposition::*;
 pub use http::*;
 pub use pki::*;
+pub use probe::*;
+pub use process::*;
 pub use prometheus::*;
 pub use stores::*;
 pub use tls_server::*;

@@ -49,6 +49,22 @@ impl Ca {
         }
     }
 
+    /// An intermediate CA this one signs, valid from ten days ago for
+    /// `days_left` more days.
+    pub fn intermediate(&self, cn: &str, days_left: i64) -> Ca {
+        let signer = self
+            .signer
+            .intermediate(&Spec {
+                o: Some("certinel tests"),
+                ..Spec::new(cn, now() - 10 * DAY, now() + days_left * DAY, Purpose::Ca)
+            })
+            .unwrap();
+        Ca {
+            cert: signer.cert.clone(),
+            signer,
+        }
+    }
+
     /// Issues a leaf signed by this CA: a TLS server and client certificate,
     /// or a client one only.
     pub fn issue(&self, leaf: &Leaf<'_>) -> Minted {

@@ -37,6 +37,8 @@ pub struct ServerOptions {
     pub client_ca: Option<String>,
     /// Only this version (`Some(12)` or `Some(13)`).
     pub only_version: Option<u8>,
+    /// An OCSP response to staple, as is (empty: none).
+    pub ocsp: Vec<u8>,
 }
 
 pub fn server_config(leaf: &Minted, opts: &ServerOptions) -> Arc<rustls::ServerConfig> {
@@ -70,7 +72,7 @@ pub fn server_config(leaf: &Minted, opts: &ServerOptions) -> Arc<rustls::ServerC
     }
     Arc::new(
         builder
-            .with_single_cert(chain, key_of(&leaf.key_pem))
+            .with_single_cert_with_ocsp(chain, key_of(&leaf.key_pem), opts.ocsp.clone())
             .unwrap(),
     )
 }

@@ -11,7 +11,7 @@ use super::{Fixture, HOSTILE_CN, SUBJECTS_BY_URGENCY};
 use crate::common::*;
 
 /// Every field of a row, as docs/api.md lists them.
-const ROW_FIELDS: [&str; 21] = [
+const ROW_FIELDS: [&str; 25] = [
     "status",
     "days_left",
     "not_after",
@@ -33,6 +33,10 @@ const ROW_FIELDS: [&str; 21] = [
     "this_update",
     "embedded_kind",
     "embedded_key",
+    "ocsp_status",
+    "ocsp_next_update",
+    "chain_problems",
+    "verified_chain_not_after",
 ];
 
 fn rows(v: &Value) -> &Vec<Value> {

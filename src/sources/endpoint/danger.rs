@@ -17,6 +17,8 @@ use crate::crypto::HandshakeSignatures;
 
 pub(super) struct Seen {
     pub(super) chain: Vec<Vec<u8>>,
+    /// The stapled OCSP response; empty when the server stapled none.
+    pub(super) ocsp: Vec<u8>,
     pub(super) verdict: Result<(), rustls::Error>,
 }
 
@@ -31,6 +33,7 @@ impl fmt::Debug for Seen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Seen")
             .field("chain_len", &self.chain.len())
+            .field("ocsp_len", &self.ocsp.len())
             .field("verdict", &self.verdict)
             .finish()
     }
@@ -76,7 +79,11 @@ impl ServerCertVerifier for Recorder {
         let mut chain = Vec::with_capacity(1 + intermediates.len());
         chain.push(end_entity.as_ref().to_vec());
         chain.extend(intermediates.iter().map(|c| c.as_ref().to_vec()));
-        let seen = Seen { chain, verdict };
+        let seen = Seen {
+            chain,
+            ocsp: ocsp_response.to_vec(),
+            verdict,
+        };
         match self.seen.lock() {
             Ok(mut g) => *g = Some(seen),
             Err(poisoned) => *poisoned.into_inner() = Some(seen),

@@ -6,9 +6,10 @@
 //! the recording verifier in `danger` keeps the chain and the verdict of
 //! the real WebPKI verification, so an expired or mis-issued certificate is
 //! exported *and* flagged. Failures are classified in `reason`; one
-//! connection is `session`; the plain-text prelude is `starttls`; and
-//! whether the server still serves an older certificate than its file is
-//! decided in [`restart`].
+//! connection is `session`; the plain-text prelude is `starttls`; what
+//! is wrong with the served chain beyond the verdict is `chain`; the
+//! stapled OCSP response is read in `ocsp`; and whether the server still
+//! serves an older certificate than its file is decided in [`restart`].
 //!
 //! Every address a name resolves to is put to an [`AddressPolicy`] before
 //! anything connects to it, and only the addresses it passed are connected
@@ -16,7 +17,9 @@
 //! name is resolved once, here, so a resolver that answers differently the
 //! second time (DNS rebinding) never gets a second time.
 
+mod chain;
 mod danger;
+mod ocsp;
 mod reason;
 pub mod restart;
 mod session;
@@ -32,6 +35,8 @@ use tokio::time::timeout_at;
 use crate::cert::{self, CertFacts};
 use crate::config::{EndpointTarget, Starttls, TlsSettings};
 
+pub use chain::{ChainProblem, ChainProblemKind, ChainReport, VerifiedPath};
+pub use ocsp::{OcspReport, OcspStatus};
 pub use reason::{ProbeError, TlsErrorReason};
 use session::Session;
 
@@ -55,6 +60,12 @@ pub struct AddressReport {
     pub error: Option<ProbeError>,
     /// Set when the TLS handshake completed (even if verification failed).
     pub negotiated: Option<Negotiated>,
+    /// What is wrong with the served chain, and the path that verified;
+    /// set whenever the server presented a chain.
+    pub chain_report: Option<ChainReport>,
+    /// Whether the server stapled an OCSP response (`None`: no chain was
+    /// presented, so there was nothing to staple to), and what it says.
+    pub ocsp: Option<Option<OcspReport>>,
     /// Connect + STARTTLS + handshake.
     pub duration: Duration,
     /// When the probe of this address started.
@@ -115,6 +126,8 @@ pub async fn probe_with<P: AddressPolicy>(
             chain: Vec::new(),
             error: Some(ProbeError::new(TlsErrorReason::Dns, detail)),
             negotiated: None,
+            chain_report: None,
+            ocsp: None,
             duration: started.elapsed(),
             probed_at,
         }])
@@ -168,6 +181,13 @@ async fn probe_address(
                 .collect()
         })
         .unwrap_or_default();
+    let (chain_report, ocsp) = match &seen {
+        Some(s) if !s.chain.is_empty() => {
+            let (report, staple) = inspect(s, tls);
+            (Some(report), Some(staple))
+        }
+        _ => (None, None),
+    };
     let verdict = seen.and_then(|s| s.verdict.err());
     let (error, negotiated) = match outcome {
         Err(_) => (
@@ -178,19 +198,54 @@ async fn probe_address(
             None,
         ),
         Ok(Err(failure)) => (
-            Some(failure.classify(session.missing_client_cert(), session.peer_spoke_tls())),
+            Some(failure.classify(
+                session.missing_client_cert(),
+                session.peer_spoke_tls(),
+                chain_report.as_ref(),
+            )),
             None,
         ),
-        Ok(Ok(negotiated)) => (verdict.map(|e| reason::verdict_error(&e)), Some(negotiated)),
+        Ok(Ok(negotiated)) => (
+            verdict.map(|e| reason::verdict_error(&e, chain_report.as_ref())),
+            Some(negotiated),
+        ),
     };
     AddressReport {
         address: addr.to_string(),
         chain,
         error,
         negotiated,
+        chain_report,
+        ocsp,
         duration,
         probed_at,
     }
+}
+
+/// The chain diagnostics and the staple of a presented chain, logged at
+/// debug (the probe's failure, if any, is logged where it is published).
+fn inspect(seen: &danger::Seen, tls: &TlsSettings) -> (ChainReport, Option<OcspReport>) {
+    let now = rustls::pki_types::UnixTime::now();
+    let report = chain::inspect(&seen.chain, &tls.anchors, &tls.provider, now);
+    for p in &report.problems {
+        tracing::debug!(problem = %p.kind, detail = %p.detail, "served chain");
+    }
+    let staple = match (seen.ocsp.is_empty(), seen.chain.first()) {
+        (false, Some(leaf)) => {
+            let staple = ocsp::inspect(
+                &seen.ocsp,
+                leaf,
+                report.issuer_spki.as_deref(),
+                &tls.provider,
+            );
+            if !staple.detail.is_empty() {
+                tracing::debug!(status = %staple.status, detail = %staple.detail, "stapled OCSP response");
+            }
+            Some(staple)
+        }
+        _ => None,
+    };
+    (report, staple)
 }
 
 /// `timeout` from now, saturating: a deadline is never a reason to panic.

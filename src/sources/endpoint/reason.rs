@@ -7,6 +7,7 @@ use std::fmt;
 
 use rustls::{AlertDescription, CertificateError, InvalidMessage};
 
+use super::chain::{ChainProblemKind, ChainReport};
 use super::starttls::StarttlsError;
 
 /// The closed `reason` set of `certinel_tls_handshake_error_info`.
@@ -34,6 +35,9 @@ pub enum TlsErrorReason {
     NotYetValid,
     /// The chain does not lead to a trusted root.
     UnknownCa,
+    /// The chain does not lead to a trusted root because a certificate's
+    /// issuer is neither served nor trusted: an intermediate is missing.
+    MissingIntermediate,
     /// The certificate is not valid for the server name.
     HostnameMismatch,
     /// The chain is unparsable or otherwise invalid.
@@ -59,6 +63,7 @@ impl TlsErrorReason {
             TlsErrorReason::Expired => "expired",
             TlsErrorReason::NotYetValid => "not_yet_valid",
             TlsErrorReason::UnknownCa => "unknown_ca",
+            TlsErrorReason::MissingIntermediate => "missing_intermediate",
             TlsErrorReason::HostnameMismatch => "hostname_mismatch",
             TlsErrorReason::BadCertificate => "bad_certificate",
             TlsErrorReason::Starttls => "starttls",
@@ -103,8 +108,14 @@ pub(super) enum Failure {
 impl Failure {
     /// The reason and detail; `missing_cert`: the server asked for a
     /// client certificate and none was configured; `spoke_tls`: the
-    /// server's first bytes were a TLS record.
-    pub(super) fn classify(self, missing_cert: bool, spoke_tls: bool) -> ProbeError {
+    /// server's first bytes were a TLS record; `chain`: the diagnostics of
+    /// the chain the server presented, if it presented one.
+    pub(super) fn classify(
+        self,
+        missing_cert: bool,
+        spoke_tls: bool,
+        chain: Option<&ChainReport>,
+    ) -> ProbeError {
         use std::io::ErrorKind;
         match self {
             Failure::Connect(e) => {
@@ -134,7 +145,7 @@ impl Failure {
             Failure::Tls(e) => {
                 if let Some(tls_err) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
                     return ProbeError::new(
-                        rustls_reason(tls_err, missing_cert, spoke_tls),
+                        rustls_reason(tls_err, missing_cert, spoke_tls, chain),
                         format!("handshake: {tls_err}"),
                     );
                 }
@@ -160,7 +171,12 @@ impl Failure {
     }
 }
 
-fn rustls_reason(e: &rustls::Error, missing_cert: bool, spoke_tls: bool) -> TlsErrorReason {
+fn rustls_reason(
+    e: &rustls::Error,
+    missing_cert: bool,
+    spoke_tls: bool,
+    chain: Option<&ChainReport>,
+) -> TlsErrorReason {
     use rustls::Error;
     use rustls::PeerIncompatible as P;
     match e {
@@ -206,13 +222,30 @@ fn rustls_reason(e: &rustls::Error, missing_cert: bool, spoke_tls: bool) -> TlsE
                 TlsErrorReason::NotTls
             }
         }
-        Error::InvalidCertificate(_) | Error::NoCertificatesPresented => verdict_error(e).reason,
+        Error::InvalidCertificate(_) | Error::NoCertificatesPresented => {
+            verdict_error(e, chain).reason
+        }
         _ => TlsErrorReason::Other,
     }
 }
 
-/// Maps the WebPKI verdict on a presented chain to a reason.
-pub(super) fn verdict_error(e: &rustls::Error) -> ProbeError {
+/// Maps the WebPKI verdict on a presented chain to a reason. An unknown
+/// issuer is a `missing_intermediate` when the diagnostics found the
+/// certificate whose issuer is neither served nor trusted.
+pub(super) fn verdict_error(e: &rustls::Error, chain: Option<&ChainReport>) -> ProbeError {
+    let missing = chain.and_then(|c| {
+        c.problems
+            .iter()
+            .find(|p| p.kind == ChainProblemKind::MissingIntermediate)
+    });
+    if let (rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer), Some(missing)) =
+        (e, missing)
+    {
+        return ProbeError::new(
+            TlsErrorReason::MissingIntermediate,
+            format!("certificate: {e}: {}", missing.detail),
+        );
+    }
     let reason = match e {
         rustls::Error::InvalidCertificate(c) => match c {
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
@@ -239,7 +272,7 @@ mod tests {
     #[test]
     fn unexpected_failures_map_to_other() {
         assert_eq!(
-            rustls_reason(&rustls::Error::General("x".into()), false, true),
+            rustls_reason(&rustls::Error::General("x".into()), false, true, None),
             TlsErrorReason::Other
         );
     }
@@ -248,11 +281,11 @@ mod tests {
     fn tls12_rejection_of_missing_client_cert_is_client_cert_required() {
         let e = rustls::Error::AlertReceived(AlertDescription::HandshakeFailure);
         assert_eq!(
-            rustls_reason(&e, true, true),
+            rustls_reason(&e, true, true, None),
             TlsErrorReason::ClientCertRequired
         );
         assert_eq!(
-            rustls_reason(&e, false, true),
+            rustls_reason(&e, false, true, None),
             TlsErrorReason::HandshakeFailure
         );
     }
@@ -261,12 +294,12 @@ mod tests {
     fn an_oversized_handshake_message_is_a_bad_certificate_not_a_wrong_port() {
         let e = rustls::Error::InvalidMessage(InvalidMessage::HandshakePayloadTooLarge);
         assert_eq!(
-            rustls_reason(&e, false, true),
+            rustls_reason(&e, false, true, None),
             TlsErrorReason::BadCertificate
         );
         let garbage = rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType);
         assert_eq!(
-            rustls_reason(&garbage, false, false),
+            rustls_reason(&garbage, false, false, None),
             TlsErrorReason::NotTls
         );
     }
@@ -275,7 +308,7 @@ mod tests {
     fn nonsense_after_a_tls_record_is_a_handshake_failure_not_a_wrong_port() {
         let garbage = rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType);
         assert_eq!(
-            rustls_reason(&garbage, false, true),
+            rustls_reason(&garbage, false, true, None),
             TlsErrorReason::HandshakeFailure
         );
         let early_ccs = rustls::Error::InappropriateMessage {
@@ -283,11 +316,11 @@ mod tests {
             got_type: rustls::ContentType::ChangeCipherSpec,
         };
         assert_eq!(
-            rustls_reason(&early_ccs, false, true),
+            rustls_reason(&early_ccs, false, true, None),
             TlsErrorReason::HandshakeFailure
         );
         assert_eq!(
-            rustls_reason(&early_ccs, false, false),
+            rustls_reason(&early_ccs, false, false, None),
             TlsErrorReason::NotTls
         );
     }

@@ -203,7 +203,7 @@ pub(super) async fn handshake(
     // handful of small flights.
     let _ = stream.set_nodelay(true);
     if let Some(protocol) = starttls {
-        starttls::upgrade(&mut stream, protocol)
+        starttls::upgrade(&mut stream, protocol, &target.server_name)
             .await
             .map_err(Failure::Starttls)?;
     }

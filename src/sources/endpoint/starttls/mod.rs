@@ -1,10 +1,16 @@
 //! STARTTLS: the plain-text exchange that comes before the TLS handshake on
-//! mail, directory and database ports.
+//! mail, directory, chat and database ports.
 //!
-//! Replies are read one byte at a time: nothing after the server's "go
-//! ahead" may be consumed, because the next byte on the wire belongs to
-//! TLS. Replies are bounded in size, so a hostile server cannot make us
-//! buffer without end; the caller's deadline bounds the time.
+//! Replies are read one byte at a time, or exactly as long as their length
+//! field says: nothing after the server's "go ahead" may be consumed,
+//! because the next byte on the wire belongs to TLS. Replies are bounded
+//! in size, so a hostile server cannot make us buffer without end; the
+//! caller's deadline bounds the time. The line protocols (SMTP, IMAP,
+//! POP3, FTP) and PostgreSQL's one byte are here; LDAP and MySQL, which
+//! speak binary packets, are in `binary`; XMPP's XML stream in `xmpp`.
+
+mod binary;
+mod xmpp;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -24,10 +30,12 @@ const MAX_LINE: usize = 2048;
 /// Most lines in one (multi-line) reply.
 const MAX_LINES: usize = 64;
 
-/// Runs the protocol's STARTTLS exchange on a fresh connection.
-pub(super) async fn upgrade(
+/// Runs the protocol's STARTTLS exchange on a fresh connection;
+/// `domain` is the name XMPP streams are addressed to (the server name).
+pub(in crate::sources::endpoint) async fn upgrade(
     stream: &mut TcpStream,
     protocol: Starttls,
+    domain: &str,
 ) -> Result<(), StarttlsError> {
     let name = protocol.as_str();
     let fail = |detail: String| StarttlsError {
@@ -82,6 +90,12 @@ pub(super) async fn upgrade(
                 other => return Err(fail(format!("unexpected answer byte 0x{other:02x}"))),
             }
         }
+        Starttls::Ldap => binary::ldap(&mut conn).await.map_err(fail)?,
+        Starttls::Mysql => binary::mysql(&mut conn).await.map_err(fail)?,
+        Starttls::Xmpp => xmpp::upgrade(&mut conn, domain, false)
+            .await
+            .map_err(fail)?,
+        Starttls::XmppServer => xmpp::upgrade(&mut conn, domain, true).await.map_err(fail)?,
     }
     Ok(())
 }
@@ -96,6 +110,18 @@ impl Conn<'_> {
             .write_all(bytes)
             .await
             .map_err(|e| format!("write: {e}"))
+    }
+
+    /// Exactly `n` bytes (the caller bounds `n`).
+    async fn exact(&mut self, n: usize) -> Result<Vec<u8>, String> {
+        let mut buf = vec![0u8; n];
+        match self.stream.read_exact(&mut buf).await {
+            Ok(_) => Ok(buf),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err("connection closed by server".to_owned())
+            }
+            Err(e) => Err(format!("read: {e}")),
+        }
     }
 
     async fn byte(&mut self) -> Result<u8, String> {
