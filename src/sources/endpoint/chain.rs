@@ -11,7 +11,6 @@
 
 use std::fmt;
 
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
@@ -157,12 +156,12 @@ impl Served {
     }
 }
 
-/// Inspects `chain` (DER, as served, leaf first) against `anchors`.
+/// Inspects `chain` (DER, as served, leaf first) against `anchors`, with
+/// the path the verification found (`None`: it found none).
 pub(super) fn inspect(
     chain: &[Vec<u8>],
+    path: Option<&PathFound>,
     anchors: &Anchors,
-    provider: &CryptoProvider,
-    now: UnixTime,
 ) -> ChainReport {
     // A certificate that does not parse is the WebPKI verdict's business
     // (bad_certificate); the diagnostics skip it.
@@ -191,7 +190,7 @@ pub(super) fn inspect(
         }
     }
     problems.sort_by_key(|p| (p.chain_index, p.kind));
-    let verified = verified_path(chain, &served, anchors, provider, now);
+    let verified = path.and_then(|found| verified_path(found, &served, anchors));
     let issuer_spki = verified
         .as_ref()
         .map(|(_, spki)| spki.clone())
@@ -301,56 +300,88 @@ fn issuer_by_name(served: &[Option<Served>], anchors: &Anchors) -> Option<Vec<u8
     anchor_named(anchors, &leaf.issuer).map(|a| webpki::spki_for_anchor(a).as_ref().to_vec())
 }
 
-/// WebPKI's path for the chain (the same verification rustls ran, for the
-/// path rustls does not hand out), with the issuer's key.
+/// What the verification that gave the verdict found: the path WebPKI
+/// built, as positions in the served chain and keys, so the diagnostics
+/// need not build it a second time.
+#[derive(Debug, Clone)]
+pub(super) struct PathFound {
+    /// Served intermediates on the path (positions in the chain, 1-based
+    /// as the leaf is 0).
+    intermediates: Vec<usize>,
+    /// The trust anchor's key as the anchor holds it (the contents of its
+    /// SubjectPublicKeyInfo), which `Anchors` keys NotAfter by.
+    anchor_key: Vec<u8>,
+    /// The trust anchor's SubjectPublicKeyInfo (DER), as served
+    /// certificates carry it.
+    anchor_spki: Vec<u8>,
+    /// The leaf's issuer's SubjectPublicKeyInfo (DER).
+    issuer_spki: Vec<u8>,
+}
+
+/// WebPKI's path for `leaf` and `intermediates` (as served): the very
+/// verification rustls runs in `WebPkiServerVerifier` (no CRLs are
+/// configured), keeping the path rustls does not hand out.
+pub(super) fn find_path(
+    leaf: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    anchors: &Anchors,
+    now: UnixTime,
+) -> Result<PathFound, webpki::Error> {
+    let end_entity = webpki::EndEntityCert::try_from(leaf)?;
+    let path = end_entity.verify_for_usage(
+        crate::crypto::provider().signature_verification_algorithms.all,
+        &anchors.roots.roots,
+        intermediates,
+        now,
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )?;
+    let used = path
+        .intermediate_certificates()
+        .filter_map(|cert| {
+            let der = cert.der();
+            intermediates
+                .iter()
+                .position(|c| c.as_ref() == der.as_ref())
+                .map(|i| i + 1)
+        })
+        .collect();
+    let anchor = path.anchor();
+    Ok(PathFound {
+        intermediates: used,
+        anchor_key: anchor.subject_public_key_info.as_ref().to_vec(),
+        anchor_spki: webpki::spki_for_anchor(anchor).as_ref().to_vec(),
+        issuer_spki: path.issuer_spki().as_ref().to_vec(),
+    })
+}
+
+/// The verified path's expiry and unused certificates, from the path the
+/// verification found.
 fn verified_path(
-    chain: &[Vec<u8>],
+    found: &PathFound,
     served: &[Option<Served>],
     anchors: &Anchors,
-    provider: &CryptoProvider,
-    now: UnixTime,
 ) -> Option<(VerifiedPath, Vec<u8>)> {
-    let leaf = CertificateDer::from(chain.first()?.as_slice());
-    let end_entity = webpki::EndEntityCert::try_from(&leaf).ok()?;
-    let intermediates: Vec<CertificateDer<'_>> = chain
-        .iter()
-        .skip(1)
-        .map(|c| CertificateDer::from(c.as_slice()))
-        .collect();
-    let path = end_entity
-        .verify_for_usage(
-            provider.signature_verification_algorithms.all,
-            &anchors.roots.roots,
-            &intermediates,
-            now,
-            webpki::KeyUsage::server_auth(),
-            None,
-            None,
-        )
-        .ok()?;
-    let mut on_path = vec![false; chain.len()];
+    let mut on_path = vec![false; served.len()];
     let mut not_after = served.first()?.as_ref()?.not_after;
     on_path[0] = true;
-    for cert in path.intermediate_certificates() {
-        let der = cert.der();
-        if let Some(i) = chain.iter().position(|c| c.as_slice() == der.as_ref()) {
-            on_path[i] = true;
-            if let Some(Some(s)) = served.get(i) {
-                not_after = not_after.min(s.not_after);
-            }
+    for &i in &found.intermediates {
+        if let Some(slot) = on_path.get_mut(i) {
+            *slot = true;
+        }
+        if let Some(Some(s)) = served.get(i) {
+            not_after = not_after.min(s.not_after);
         }
     }
-    let anchor = path.anchor();
-    if let Some(t) = anchors.not_after(anchor.subject_public_key_info.as_ref()) {
+    if let Some(t) = anchors.not_after(&found.anchor_key) {
         not_after = not_after.min(t);
     }
-    let anchor_spki = webpki::spki_for_anchor(anchor);
     for (i, s) in served.iter().enumerate() {
-        if s.as_ref().is_some_and(|s| s.spki == anchor_spki.as_ref()) {
+        if s.as_ref().is_some_and(|s| s.spki == found.anchor_spki) {
             on_path[i] = true;
         }
     }
-    let unused = (0..chain.len()).filter(|i| !on_path[*i]).collect();
-    let issuer_spki = path.issuer_spki().as_ref().to_vec();
-    Some((VerifiedPath { not_after, unused }, issuer_spki))
+    let unused = (0..served.len()).filter(|i| !on_path[*i]).collect();
+    Some((VerifiedPath { not_after, unused }, found.issuer_spki.clone()))
 }

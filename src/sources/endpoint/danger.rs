@@ -4,6 +4,10 @@
 //! a certificate exporter. It still runs the real WebPKI verification and
 //! records the verdict, and handshake signatures are still checked, so the
 //! chain we report is one the server holds the key for.
+//!
+//! The verification runs once per handshake: the path WebPKI builds is kept
+//! for the chain diagnostics, and only a chain that does not verify is put
+//! to rustls' own verifier a second time, for its exact error.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -11,8 +15,11 @@ use std::sync::{Arc, Mutex};
 use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::CertificateError;
 
+use super::chain::{find_path, PathFound};
+use crate::config::Anchors;
 use crate::crypto::HandshakeSignatures;
 
 pub(super) struct Seen {
@@ -20,11 +27,15 @@ pub(super) struct Seen {
     /// The stapled OCSP response; empty when the server stapled none.
     pub(super) ocsp: Vec<u8>,
     pub(super) verdict: Result<(), rustls::Error>,
+    /// The path to a trust anchor the verification found, if any (the
+    /// server name is not part of it).
+    pub(super) path: Option<PathFound>,
 }
 
 #[derive(Debug)]
 pub(super) struct Recorder {
     inner: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    anchors: Arc<Anchors>,
     signatures: HandshakeSignatures,
     seen: Mutex<Option<Seen>>,
 }
@@ -42,10 +53,12 @@ impl fmt::Debug for Seen {
 impl Recorder {
     pub(super) fn new(
         inner: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+        anchors: Arc<Anchors>,
         provider: Arc<CryptoProvider>,
     ) -> Recorder {
         Recorder {
             inner,
+            anchors,
             signatures: HandshakeSignatures::new(&provider),
             seen: Mutex::new(None),
         }
@@ -68,11 +81,16 @@ impl ServerCertVerifier for Recorder {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = match &self.inner {
-            Some(v) => v
+        let path = find_path(end_entity, intermediates, &self.anchors, now).ok();
+        let verdict = match (&path, &self.inner) {
+            // The chain verified: what rustls' verifier adds is the name.
+            (Some(_), _) => ParsedCertificate::try_from(end_entity)
+                .and_then(|leaf| rustls::client::verify_server_name(&leaf, server_name)),
+            // It did not: rustls' verifier says why, in its own words.
+            (None, Some(v)) => v
                 .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
                 .map(|_| ()),
-            None => Err(rustls::Error::InvalidCertificate(
+            (None, None) => Err(rustls::Error::InvalidCertificate(
                 CertificateError::UnknownIssuer,
             )),
         };
@@ -83,6 +101,7 @@ impl ServerCertVerifier for Recorder {
             chain,
             ocsp: ocsp_response.to_vec(),
             verdict,
+            path,
         };
         match self.seen.lock() {
             Ok(mut g) => *g = Some(seen),

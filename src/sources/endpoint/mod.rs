@@ -225,8 +225,7 @@ async fn probe_address(
 /// The chain diagnostics and the staple of a presented chain, logged at
 /// debug (the probe's failure, if any, is logged where it is published).
 fn inspect(seen: &danger::Seen, tls: &TlsSettings) -> (ChainReport, Option<OcspReport>) {
-    let now = rustls::pki_types::UnixTime::now();
-    let report = chain::inspect(&seen.chain, &tls.anchors, &tls.provider, now);
+    let report = chain::inspect(&seen.chain, seen.path.as_ref(), &tls.anchors);
     for p in &report.problems {
         tracing::debug!(problem = %p.kind, detail = %p.detail, "served chain");
     }

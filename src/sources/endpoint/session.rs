@@ -43,6 +43,7 @@ impl Session {
     pub(super) fn new(tls: &TlsSettings) -> Session {
         let recorder = Arc::new(danger::Recorder::new(
             tls.verifier.clone(),
+            tls.anchors.clone(),
             tls.provider.clone(),
         ));
         let client_auth = Arc::new(ClientAuth {
