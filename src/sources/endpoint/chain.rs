@@ -16,6 +16,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
 use crate::config::Anchors;
+use crate::crypto::chain_signature_algorithms;
 use crate::text::printable;
 
 /// A problem with the served chain, whatever the verdict.
@@ -320,7 +321,9 @@ pub(super) struct PathFound {
 
 /// WebPKI's path for `leaf` and `intermediates` (as served): the very
 /// verification rustls runs in `WebPkiServerVerifier` (no CRLs are
-/// configured), keeping the path rustls does not hand out.
+/// configured), keeping the path rustls does not hand out. Signatures
+/// already checked on an earlier probe are not checked again
+/// ([`chain_signature_algorithms`]).
 pub(super) fn find_path(
     leaf: &CertificateDer<'_>,
     intermediates: &[CertificateDer<'_>],
@@ -329,7 +332,7 @@ pub(super) fn find_path(
 ) -> Result<PathFound, webpki::Error> {
     let end_entity = webpki::EndEntityCert::try_from(leaf)?;
     let path = end_entity.verify_for_usage(
-        crate::crypto::provider().signature_verification_algorithms.all,
+        chain_signature_algorithms(),
         &anchors.roots.roots,
         intermediates,
         now,
