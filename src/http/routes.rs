@@ -14,7 +14,7 @@ use futures_util::StreamExt as _;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{api, landing, probe, status};
-use crate::metrics::{Exposition, Format};
+use crate::metrics::{Encoding, Exposition, Format};
 use crate::reload::ReloadRequest;
 use crate::scheduler::OnDemand;
 use crate::snapshot::Store;
@@ -94,12 +94,21 @@ pub(crate) fn health_router(state: Arc<AppState>) -> Router {
 }
 
 /// Serves OpenMetrics to clients that ask for it (Prometheus does), and
-/// Prometheus text format 0.0.4 to everyone else (curl, older scrapers).
-/// The body comes from the shared render cache ([`Exposition`]).
+/// Prometheus text format 0.0.4 to everyone else (curl, older scrapers),
+/// gzipped when the client accepts it (Prometheus does). The body comes
+/// from the shared render cache ([`Exposition`]).
 async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let format = requested_format(&headers);
+    let encoding = if accepts_gzip(&headers) {
+        Encoding::Gzip
+    } else {
+        Encoding::Identity
+    };
     let body = match state.exposition.current().await {
-        Ok(rendered) => rendered.body(format).await.map(|chunks| (rendered, chunks)),
+        Ok(rendered) => rendered
+            .body(format, encoding)
+            .await
+            .map(|chunks| (rendered, chunks)),
         Err(e) => Err(e),
     };
     match body {
@@ -114,14 +123,23 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
                 let _sending = &rendered;
                 Ok::<_, std::convert::Infallible>(chunk)
             });
-            (
+            let mut response = (
                 [
                     (header::CONTENT_TYPE, format.content_type().to_owned()),
                     (header::CONTENT_LENGTH, length.to_string()),
+                    // The body depends on the header, whichever was chosen.
+                    (header::VARY, "Accept-Encoding".to_owned()),
                 ],
                 Body::from_stream(stream),
             )
-                .into_response()
+                .into_response();
+            if encoding == Encoding::Gzip {
+                response.headers_mut().insert(
+                    header::CONTENT_ENCODING,
+                    header::HeaderValue::from_static("gzip"),
+                );
+            }
+            response
         }
         Err(e) => {
             tracing::error!(error = %e, "rendering /metrics failed");
@@ -147,6 +165,34 @@ pub(super) fn requested_format(headers: &HeaderMap) -> Format {
     } else {
         Format::PrometheusText
     }
+}
+
+/// Whether `Accept-Encoding` allows gzip (RFC 9110 12.5.3): `gzip` (or
+/// `x-gzip`) with a non-zero weight, or `*` with one when gzip is not
+/// named. No header, or `gzip;q=0`, means the body as it is.
+pub(super) fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let mut named = None;
+    let mut any = None;
+    let codings = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','));
+    for item in codings {
+        let mut params = item.split(';');
+        let coding = params.next().unwrap_or_default().trim();
+        // A weight that does not parse is ignored, as if absent.
+        let weight = params
+            .filter_map(|p| p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+            named = Some(named.unwrap_or(false) || weight > 0.0);
+        } else if coding == "*" {
+            any = Some(weight > 0.0);
+        }
+    }
+    named.or(any).unwrap_or(false)
 }
 
 async fn healthy() -> &'static str {
@@ -302,5 +348,67 @@ mod tests {
             "{body}"
         );
         assert!(!body.contains("# EOF"));
+    }
+
+    #[test]
+    fn gzip_is_accepted_as_rfc_9110_weighs_it() {
+        let accepts = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT_ENCODING, value.parse().unwrap());
+            accepts_gzip(&headers)
+        };
+        assert!(!accepts_gzip(&HeaderMap::new()));
+        for yes in ["gzip", "GZIP", "identity, gzip", "x-gzip", "gzip;q=0.5", "*", "br, *;q=0.1", "gzip;q=bad"] {
+            assert!(accepts(yes), "{yes}");
+        }
+        for no in ["identity", "br", "gzip;q=0", "gzip; q=0.0, *", "*;q=0", "deflate, *;q=0"] {
+            assert!(!accepts(no), "{no}");
+        }
+    }
+
+    #[tokio::test]
+    async fn prometheus_gets_gzip_and_curl_the_plain_body() {
+        let request = |encoding: Option<&str>| {
+            let mut request = Request::get("/metrics");
+            if let Some(encoding) = encoding {
+                request = request.header(header::ACCEPT_ENCODING, encoding);
+            }
+            request.body(Body::empty()).unwrap()
+        };
+        let plain = app().oneshot(request(None)).await.unwrap();
+        assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(plain.headers()[header::VARY], "Accept-Encoding");
+        let plain = axum::body::to_bytes(plain.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let zipped = app().oneshot(request(Some("gzip"))).await.unwrap();
+        assert_eq!(zipped.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(zipped.headers()[header::VARY], "Accept-Encoding");
+        let length: usize = zipped.headers()[header::CONTENT_LENGTH]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let zipped = axum::body::to_bytes(zipped.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(zipped.len(), length);
+        let mut unzipped = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::MultiGzDecoder::new(&zipped[..]),
+            &mut unzipped,
+        )
+        .unwrap();
+        // The same families (process_* values move between the two scrapes).
+        let names = |body: &[u8]| -> Vec<String> {
+            String::from_utf8_lossy(body)
+                .lines()
+                .filter(|l| l.starts_with("# TYPE"))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(names(&unzipped), names(&plain));
+        let refused = app().oneshot(request(Some("gzip;q=0"))).await.unwrap();
+        assert!(refused.headers().get(header::CONTENT_ENCODING).is_none());
     }
 }

@@ -161,12 +161,7 @@ impl Exposition {
                     if body.ends_with(EOF) {
                         body.truncate(body.len() - EOF.len());
                     }
-                    Arc::new(SnapshotPart {
-                        generation,
-                        valid_until,
-                        openmetrics: Bytes::from(body),
-                        prometheus_text: OnceCell::new(),
-                    })
+                    Arc::new(SnapshotPart::new(generation, valid_until, Bytes::from(body)))
                 }
             };
             let clock = Bytes::from(encode(&clock_registry, 8192)?);
@@ -180,6 +175,7 @@ impl Exposition {
             part,
             clock,
             clock_text: OnceCell::new(),
+            clock_gzip: [OnceCell::new(), OnceCell::new()],
         });
         self.last_len
             .store(rendered.part.openmetrics.len(), Ordering::Relaxed);
@@ -251,7 +247,7 @@ fn unix_second() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Format;
+    use crate::metrics::{Encoding, Format};
 
     fn exposition() -> (Arc<Exposition>, Arc<Store>) {
         let store =
@@ -350,7 +346,7 @@ mod tests {
     }
 
     async fn text(rendered: &Rendered, format: Format) -> String {
-        let chunks = rendered.body(format).await.unwrap();
+        let chunks = rendered.body(format, Encoding::Identity).await.unwrap();
         chunks
             .iter()
             .map(|c| std::str::from_utf8(c).unwrap())
@@ -445,8 +441,8 @@ mod tests {
     async fn the_text_format_is_converted_once_and_has_no_eof() {
         let (exposition, _) = exposition();
         let rendered = exposition.current().await.unwrap();
-        let first = rendered.body(Format::PrometheusText).await.unwrap();
-        let again = rendered.body(Format::PrometheusText).await.unwrap();
+        let first = rendered.body(Format::PrometheusText, Encoding::Identity).await.unwrap();
+        let again = rendered.body(Format::PrometheusText, Encoding::Identity).await.unwrap();
         for (a, b) in first.iter().zip(&again) {
             assert_eq!(a.as_ptr(), b.as_ptr());
         }
@@ -461,5 +457,27 @@ mod tests {
             om.ends_with("# EOF\n") && om.matches("# EOF").count() == 1,
             "{om}"
         );
+    }
+
+    #[tokio::test]
+    async fn gzip_is_one_member_per_part_compressed_once_and_reads_back_whole() {
+        use std::io::Read;
+        let (exposition, store) = exposition();
+        publish_cert(&store, i64::MAX / 2);
+        let rendered = exposition.current().await.unwrap();
+        for format in [Format::OpenMetrics, Format::PrometheusText] {
+            let first = rendered.body(format, Encoding::Gzip).await.unwrap();
+            let again = rendered.body(format, Encoding::Gzip).await.unwrap();
+            for (a, b) in first.iter().zip(&again) {
+                assert_eq!(a.as_ptr(), b.as_ptr(), "compressed once");
+            }
+            // Both members read back, in order, as one stream.
+            let wire: Vec<u8> = first.iter().flat_map(|c| c.iter().copied()).collect();
+            let mut unzipped = String::new();
+            flate2::read::MultiGzDecoder::new(wire.as_slice())
+                .read_to_string(&mut unzipped)
+                .unwrap();
+            assert_eq!(unzipped, text(&rendered, format).await);
+        }
     }
 }

@@ -33,7 +33,7 @@ use crate::snapshot::{Snapshot, Store};
 
 pub use cache::Exposition;
 pub use probe::{render_probe, ProbeCounters};
-pub use rendered::{Chunks, Format, RenderError, Rendered};
+pub use rendered::{Chunks, Encoding, Format, RenderError, Rendered};
 pub(crate) use text::to_prometheus_text;
 
 /// Builds the whole registry: [`snapshot_registry`]'s families followed by

@@ -137,6 +137,9 @@ fn real_prometheus_scrapes_certinel() {
     let d = Daemon::start(dir.path(), &config);
     d.wait_ready(Duration::from_secs(10));
 
+    // Prometheus asks for gzip and certinel answers with two gzip members
+    // (snapshot part, clock part): `up` is 1 only if Prometheus read both,
+    // as an OpenMetrics body without the `# EOF` of the second fails.
     let prom = Prometheus::start(&dir.path().join("prometheus"), d.addr, &[], None);
     let up = prom.query("up{job=\"certinel\"} == 1").unwrap();
     assert_eq!(up.len(), 1, "{up:?}");
