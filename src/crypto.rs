@@ -183,7 +183,8 @@ impl SignatureVerificationAlgorithm for Remembering {
         if self.remembered.knows(&key) {
             return Ok(());
         }
-        self.inner.verify_signature(public_key, message, signature)?;
+        self.inner
+            .verify_signature(public_key, message, signature)?;
         self.remembered.learn(key);
         Ok(())
     }

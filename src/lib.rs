@@ -109,7 +109,12 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let store = Arc::new(Store::new());
     let cancel = CancellationToken::new();
-    let scheduler = scheduler::Scheduler::start(&config, store.clone(), cancel.clone());
+    let concurrency = config.global.concurrency;
+    // Probes waiting on silent servers hold sockets beyond the reserve:
+    // as many as the descriptor limit leaves room for.
+    let parking_room = http::parking_room(options.max_connections, concurrency);
+    let scheduler =
+        scheduler::Scheduler::start(&config, store.clone(), cancel.clone(), parking_room);
     let on_demand = scheduler.on_demand();
     let (file_sources, endpoint_sources) = (config.files.len(), config.endpoints.len());
     // /probe's permits are sockets too, beside the sources'.
@@ -118,9 +123,12 @@ pub async fn run(
     } else {
         0
     };
+    let parked = scheduler::parked_slots(concurrency).min(parking_room);
     let limit = http::ConnectionLimit::for_process(
         options.max_connections,
-        http::reserve(config.global.concurrency).saturating_add(probes),
+        http::reserve(concurrency)
+            .saturating_add(parked)
+            .saturating_add(probes),
     );
     // The running tasks and the store now share what they need of it, and
     // a reload re-reads the file: holding the rest for the whole run would

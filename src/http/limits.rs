@@ -29,11 +29,46 @@ const MIN_CONNECTIONS: usize = 8;
 /// "Limit reached" is logged at most this often.
 const SATURATION_LOG_EVERY: Duration = Duration::from_secs(60);
 
-/// Descriptors left for the sources: one per probe in flight (at most
+/// Descriptors left for the sources: one per probe at work (at most
 /// `2 × global.concurrency`, counting the lane of timed-out targets) plus
-/// [`BASE_RESERVE`].
+/// [`BASE_RESERVE`]. Parked probes take what [`parking_room`] leaves.
 pub(crate) fn reserve(concurrency: usize) -> usize {
     concurrency.saturating_mul(2).saturating_add(BASE_RESERVE)
+}
+
+/// The soft `RLIMIT_NOFILE`, first raised to the hard limit (logged when
+/// it moves); `None` when it cannot be read.
+fn raised_soft_limit() -> Option<usize> {
+    match nofile::raise_to_hard() {
+        Ok(raised) => {
+            if raised.before != raised.soft {
+                tracing::info!(
+                    from = raised.before,
+                    to = raised.soft,
+                    "raised the open-file limit to its hard limit"
+                );
+            }
+            Some(raised.soft)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit");
+            None
+        }
+    }
+}
+
+/// How many probes may wait parked on silent servers (each holds a
+/// socket, `scheduler` lanes): the descriptors the limit leaves beside
+/// `max_connections` connections and the [`reserve`] of `concurrency`.
+/// Raises the soft limit to the hard one first; unbounded when the limit
+/// cannot be read.
+pub(crate) fn parking_room(max_connections: usize, concurrency: usize) -> usize {
+    match raised_soft_limit() {
+        Some(soft) => soft
+            .saturating_sub(reserve(concurrency))
+            .saturating_sub(max_connections),
+        None => usize::MAX,
+    }
 }
 
 /// The cap that fits: `requested`, lowered so that `cap + reserve` stays
@@ -75,21 +110,8 @@ impl ConnectionLimit {
     /// `requested` connections, fewer if the descriptor limit cannot hold
     /// them beside `reserve` descriptors for the sources (logged).
     pub(crate) fn for_process(requested: usize, reserve: usize) -> ConnectionLimit {
-        let soft = match nofile::raise_to_hard() {
-            Ok(raised) => {
-                if raised.before != raised.soft {
-                    tracing::info!(
-                        from = raised.before,
-                        to = raised.soft,
-                        "raised the open-file limit to its hard limit"
-                    );
-                }
-                raised.soft
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read or raise the open-file limit");
-                return ConnectionLimit::new(requested);
-            }
+        let Some(soft) = raised_soft_limit() else {
+            return ConnectionLimit::new(requested);
         };
         let max = fit(requested, soft, reserve);
         if max < requested {
@@ -215,6 +237,16 @@ mod tests {
         assert_eq!(fit(512, 100, reserve(64)), MIN_CONNECTIONS);
         assert_eq!(fit(2, 100, reserve(64)), 2);
         assert_eq!(fit(0, 100, 0), 1);
+    }
+
+    #[test]
+    fn parking_gets_what_connections_and_the_reserve_leave() {
+        // This process's own limit: whatever it is, the room plus the rest
+        // never exceeds it.
+        let room = parking_room(512, 64);
+        if let Some(soft) = raised_soft_limit() {
+            assert_eq!(room, soft.saturating_sub(reserve(64) + 512));
+        }
     }
 
     #[tokio::test]

@@ -32,7 +32,7 @@ mod tls;
 mod web_config;
 mod write_timeout;
 
-pub(crate) use limits::reserve;
+pub(crate) use limits::{parking_room, reserve};
 pub use limits::{ConnectionLimit, DEFAULT_MAX_CONNECTIONS};
 pub use listener::{bind, serve, serve_health};
 pub(crate) use routes::{health_router, router, AppState};

@@ -358,10 +358,26 @@ mod tests {
             accepts_gzip(&headers)
         };
         assert!(!accepts_gzip(&HeaderMap::new()));
-        for yes in ["gzip", "GZIP", "identity, gzip", "x-gzip", "gzip;q=0.5", "*", "br, *;q=0.1", "gzip;q=bad"] {
+        for yes in [
+            "gzip",
+            "GZIP",
+            "identity, gzip",
+            "x-gzip",
+            "gzip;q=0.5",
+            "*",
+            "br, *;q=0.1",
+            "gzip;q=bad",
+        ] {
             assert!(accepts(yes), "{yes}");
         }
-        for no in ["identity", "br", "gzip;q=0", "gzip; q=0.0, *", "*;q=0", "deflate, *;q=0"] {
+        for no in [
+            "identity",
+            "br",
+            "gzip;q=0",
+            "gzip; q=0.0, *",
+            "*;q=0",
+            "deflate, *;q=0",
+        ] {
             assert!(!accepts(no), "{no}");
         }
     }

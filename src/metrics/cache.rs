@@ -161,7 +161,11 @@ impl Exposition {
                     if body.ends_with(EOF) {
                         body.truncate(body.len() - EOF.len());
                     }
-                    Arc::new(SnapshotPart::new(generation, valid_until, Bytes::from(body)))
+                    Arc::new(SnapshotPart::new(
+                        generation,
+                        valid_until,
+                        Bytes::from(body),
+                    ))
                 }
             };
             let clock = Bytes::from(encode(&clock_registry, 8192)?);
@@ -441,8 +445,14 @@ mod tests {
     async fn the_text_format_is_converted_once_and_has_no_eof() {
         let (exposition, _) = exposition();
         let rendered = exposition.current().await.unwrap();
-        let first = rendered.body(Format::PrometheusText, Encoding::Identity).await.unwrap();
-        let again = rendered.body(Format::PrometheusText, Encoding::Identity).await.unwrap();
+        let first = rendered
+            .body(Format::PrometheusText, Encoding::Identity)
+            .await
+            .unwrap();
+        let again = rendered
+            .body(Format::PrometheusText, Encoding::Identity)
+            .await
+            .unwrap();
         for (a, b) in first.iter().zip(&again) {
             assert_eq!(a.as_ptr(), b.as_ptr());
         }

@@ -176,9 +176,7 @@ impl Rendered {
             return Ok([part, clock]);
         }
         let slot = format.slot();
-        let part = self.part.gzip[slot]
-            .get_or_try_init(|| gzip(part))
-            .await?;
+        let part = self.part.gzip[slot].get_or_try_init(|| gzip(part)).await?;
         let clock = self.clock_gzip[slot]
             .get_or_try_init(|| gzip(clock))
             .await?;

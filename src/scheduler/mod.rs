@@ -37,6 +37,7 @@ use crate::config::{Config, PasswordSource};
 use crate::snapshot::Store;
 use crate::watch::FileWatcher;
 use file_task::{file_loop, file_pass, FileState};
+pub use lanes::parked_slots;
 use lanes::{Lanes, ResizableLanes};
 pub use on_demand::{deadline, NotProbed, OnDemand, OnDemandReport, ProbeRequest, SCRAPE_MARGIN};
 use plan::{plan, Ids, Task, TaskKey, Watch, Work};
@@ -68,11 +69,17 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Lays `store` out for `config` and starts every source. Tasks stop
-    /// when `cancel` fires.
-    pub fn start(config: &Config, store: Arc<Store>, cancel: CancellationToken) -> Scheduler {
+    /// when `cancel` fires. At most `parking_room` probes wait parked on
+    /// silent servers (`lanes`): what the descriptor limit leaves.
+    pub fn start(
+        config: &Config,
+        store: Arc<Store>,
+        cancel: CancellationToken,
+        parking_room: usize,
+    ) -> Scheduler {
         let mut scheduler = Scheduler {
             store,
-            lanes: ResizableLanes::new(),
+            lanes: ResizableLanes::new(parking_room),
             tracker: TaskTracker::new(),
             cancel,
             tasks: HashMap::new(),
@@ -302,7 +309,8 @@ mod tests {
         // Low loopback ports where nothing listens: probes fail at once.
         let first = endpoints("\"127.0.0.1:1\", \"127.0.0.1:2\"");
         let store = Arc::new(Store::new());
-        let mut scheduler = Scheduler::start(&first, store.clone(), CancellationToken::new());
+        let mut scheduler =
+            Scheduler::start(&first, store.clone(), CancellationToken::new(), usize::MAX);
         let before = laid_out(&store);
         drop(first);
 
@@ -325,7 +333,12 @@ mod tests {
     async fn start_is_a_reload_from_nothing() {
         let config = endpoints("\"127.0.0.1:1\"");
         let (started, reloaded) = (Arc::new(Store::new()), Arc::new(Store::new()));
-        let scheduler = Scheduler::start(&config, started.clone(), CancellationToken::new());
+        let scheduler = Scheduler::start(
+            &config,
+            started.clone(),
+            CancellationToken::new(),
+            usize::MAX,
+        );
         lay_out(&config, &reloaded);
         assert_eq!(laid_out(&started), laid_out(&reloaded));
         scheduler.shutdown(Duration::from_secs(5)).await;

@@ -173,7 +173,7 @@ impl OnDemand {
             max_file_size: module.max_file_size,
         };
         let policy = Addresses(&settings.allow);
-        let (report, _) = probe_target(&target, &how, &policy, permit).await?;
+        let (report, _) = probe_target(&target, &how, &policy, permit, None).await?;
         Ok(OnDemandReport {
             module,
             target: Arc::new(target),

@@ -10,15 +10,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::jittered;
-use super::lanes::{ran_into_deadline, Lanes};
+use super::lanes::{park_when_quiet, ran_into_deadline, Lanes};
 use crate::config::{EndpointSourceConfig, EndpointTarget, Starttls, TlsSettings};
 use crate::snapshot::{SourceId, Store, TargetId, TargetReport};
 use crate::sources::endpoint::restart::{self, Leaf, RestartCheck, Verdict};
-use crate::sources::endpoint::{self, AddressPolicy, AddressReport, AllowAll, TlsErrorReason};
+use crate::sources::endpoint::{
+    self, Activity, AddressPolicy, AddressReport, AllowAll, TlsErrorReason,
+};
 
 /// After its `expect_file` changed, a target is probed again — but never
 /// sooner than this after its previous probe, however often the file's
@@ -60,7 +62,8 @@ impl TargetWork {
         };
         let (source, target) = (&self.source, &self.target);
         let how = Probing::of(source);
-        let Ok((report, took)) = probe_target(target, &how, &AllowAll, permit).await;
+        let Ok((report, took)) =
+            probe_target(target, &how, &AllowAll, permit, Some(&lanes.parked)).await;
         let timed_out = ran_into_deadline(&report.addresses, took, source.timeout);
         if timed_out != memory.timed_out {
             tracing::debug!(
@@ -192,18 +195,35 @@ impl Probing<'_> {
 /// check` and `/probe`: every address it resolves to is put to `policy`
 /// before anything connects, the network part runs under `how.timeout`
 /// holding `permit` (and only that part: the file read after it must not
-/// hold up other probes), then the served chains are compared with the
-/// target's `expect_file`. Returns the report and how long the network
-/// part took.
+/// hold up other probes) — or, with `parked`, until the network has been
+/// silent long enough to trade it for a parked slot (`lanes`) — then the
+/// served chains are compared with the target's `expect_file`. Returns
+/// the report and how long the network part took.
 pub(crate) async fn probe_target<P: AddressPolicy>(
     target: &EndpointTarget,
     how: &Probing<'_>,
     policy: &P,
     permit: impl Sized,
+    parked: Option<&Semaphore>,
 ) -> Result<(TargetReport, Duration), P::Refusal> {
     let started = Instant::now();
-    let probed = endpoint::probe_with(target, how.tls, how.starttls, how.timeout, policy).await;
-    drop(permit);
+    let activity = Arc::new(Activity::new());
+    let probe = endpoint::probe_with(
+        target,
+        how.tls,
+        how.starttls,
+        how.timeout,
+        policy,
+        &activity,
+    );
+    let probed = match parked {
+        Some(parked) => park_when_quiet(probe, permit, parked, &activity).await,
+        None => {
+            let probed = probe.await;
+            drop(permit);
+            probed
+        }
+    };
     let took = started.elapsed();
     let addresses = probed?;
     let restart = match &target.expect_file {

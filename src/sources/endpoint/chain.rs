@@ -386,5 +386,8 @@ fn verified_path(
         }
     }
     let unused = (0..served.len()).filter(|i| !on_path[*i]).collect();
-    Some((VerifiedPath { not_after, unused }, found.issuer_spki.clone()))
+    Some((
+        VerifiedPath { not_after, unused },
+        found.issuer_spki.clone(),
+    ))
 }

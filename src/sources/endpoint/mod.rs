@@ -17,6 +17,7 @@
 //! name is resolved once, here, so a resolver that answers differently the
 //! second time (DNS rebinding) never gets a second time.
 
+mod activity;
 mod chain;
 mod danger;
 mod ocsp;
@@ -35,6 +36,7 @@ use tokio::time::timeout_at;
 use crate::cert::{self, CertFacts};
 use crate::config::{EndpointTarget, Starttls, TlsSettings};
 
+pub use activity::Activity;
 pub use chain::{ChainProblem, ChainProblemKind, ChainReport, VerifiedPath};
 pub use ocsp::{OcspReport, OcspStatus};
 pub use reason::{ProbeError, TlsErrorReason};
@@ -103,19 +105,22 @@ pub async fn probe(
     starttls: Option<Starttls>,
     timeout: Duration,
 ) -> Vec<AddressReport> {
-    let Ok(reports) = probe_with(target, tls, starttls, timeout, &AllowAll).await;
+    let activity = Arc::new(Activity::new());
+    let Ok(reports) = probe_with(target, tls, starttls, timeout, &AllowAll, &activity).await;
     reports
 }
 
 /// [`probe`], with the resolved addresses put to `policy` first: when it
 /// refuses them, nothing is connected to and its refusal is returned. A
 /// name that does not resolve is a probe result (`dns`), not a refusal.
+/// Its connections tell `activity` when they wait on the network.
 pub async fn probe_with<P: AddressPolicy>(
     target: &EndpointTarget,
     tls: &TlsSettings,
     starttls: Option<Starttls>,
     timeout: Duration,
     policy: &P,
+    activity: &Arc<Activity>,
 ) -> Result<Vec<AddressReport>, P::Refusal> {
     let deadline = deadline_after(timeout);
     let started = Instant::now();
@@ -151,7 +156,7 @@ pub async fn probe_with<P: AddressPolicy>(
     policy.check(&addrs)?;
     let probes = addrs
         .into_iter()
-        .map(|addr| probe_address(addr, target, tls, starttls, deadline));
+        .map(|addr| probe_address(addr, target, tls, starttls, deadline, activity));
     Ok(futures_util::future::join_all(probes).await)
 }
 
@@ -161,13 +166,14 @@ async fn probe_address(
     tls: &TlsSettings,
     starttls: Option<Starttls>,
     deadline: tokio::time::Instant,
+    activity: &Arc<Activity>,
 ) -> AddressReport {
     let started = Instant::now();
     let probed_at = SystemTime::now();
     let session = Session::new(tls);
     let outcome = timeout_at(
         deadline,
-        session::handshake(addr, target, starttls, &session),
+        session::handshake(addr, target, starttls, &session, activity),
     )
     .await;
     let duration = started.elapsed();

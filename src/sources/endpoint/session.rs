@@ -16,6 +16,7 @@ use rustls::{ClientConfig, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::activity::{Activity, Heard};
 use super::danger;
 use super::reason::Failure;
 use super::starttls;
@@ -192,17 +193,23 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Sniff<S> {
     }
 }
 
+/// The connection a probe talks over: TCP, telling the probe's
+/// [`Activity`] when it waits on the server.
+pub(super) type Wire = Heard<TcpStream>;
+
 pub(super) async fn handshake(
     addr: SocketAddr,
     target: &EndpointTarget,
     starttls: Option<Starttls>,
     session: &Session,
+    activity: &Arc<Activity>,
 ) -> Result<Negotiated, Failure> {
     let started = Instant::now();
-    let mut stream = TcpStream::connect(addr).await.map_err(Failure::Connect)?;
+    let stream = TcpStream::connect(addr).await.map_err(Failure::Connect)?;
     // Latency of the probe matters more than batching: the handshake is a
     // handful of small flights.
     let _ = stream.set_nodelay(true);
+    let mut stream = Heard::new(stream, activity.clone());
     if let Some(protocol) = starttls {
         starttls::upgrade(&mut stream, protocol, &target.server_name)
             .await

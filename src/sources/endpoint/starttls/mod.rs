@@ -13,7 +13,8 @@ mod binary;
 mod xmpp;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use super::session::Wire;
 
 use crate::config::Starttls;
 
@@ -33,7 +34,7 @@ const MAX_LINES: usize = 64;
 /// Runs the protocol's STARTTLS exchange on a fresh connection;
 /// `domain` is the name XMPP streams are addressed to (the server name).
 pub(in crate::sources::endpoint) async fn upgrade(
-    stream: &mut TcpStream,
+    stream: &mut Wire,
     protocol: Starttls,
     domain: &str,
 ) -> Result<(), StarttlsError> {
@@ -101,7 +102,7 @@ pub(in crate::sources::endpoint) async fn upgrade(
 }
 
 struct Conn<'a> {
-    stream: &'a mut TcpStream,
+    stream: &'a mut Wire,
 }
 
 impl Conn<'_> {
