@@ -222,3 +222,67 @@ fn a_target_that_answers_again_no_longer_waits_behind_targets_that_time_out() {
     d.wait_for(Duration::from_secs(6), |m| probe_age(m, &flaky) < 1.5);
     assert_probed_every(&d, &flaky, 2.5, Duration::from_secs(5));
 }
+
+/// `holes` black-hole targets (5 s timeout) listed before one live target,
+/// with a single permit: the configuration of the first-round tests.
+fn live_target_after_black_holes(
+    dir: &std::path::Path,
+    hole: SocketAddr,
+    holes: usize,
+) -> (String, TestServer) {
+    let ca = Ca::new("first-round-ca");
+    let leaf = ca.issue(&Leaf::server("live", 30));
+    let server = tls_server(&leaf, &ServerOptions::default());
+    write(dir, "ca.pem", &ca.cert.cert_pem);
+    let live = format!("127.0.0.1:{}", server.addr.port());
+    let config = format!(
+        "global:\n  interval: 1h\n  concurrency: 1\n\
+         endpoints:\n  - name: black-holes\n    timeout: 5s\n    targets:\n{}\
+         \x20 - name: live\n    ca_file: ca.pem\n    timeout: 5s\n    targets: [\"{live}\"]\n",
+        black_hole_targets(hole, holes)
+    );
+    (config, server)
+}
+
+#[test]
+fn first_round_reaches_a_live_target_without_waiting_out_black_holes() {
+    // One permit and 15 black holes ahead of the live target in the queue:
+    // waiting out their deadlines one after the other would take 75 s.
+    let (hole, accepted) = black_hole();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, server) = live_target_after_black_holes(dir.path(), hole, 15);
+    let started = Instant::now();
+    let d = Daemon::start(dir.path(), &config);
+    let live = format!("127.0.0.1:{}", server.addr.port());
+    d.wait_for(Duration::from_secs(4), |m| {
+        m.has("x509_cert_not_after", &[("target", live.as_str())])
+    });
+    // The black holes are all still waiting on their deadlines.
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(accepted.load(Ordering::SeqCst), 15);
+    assert!(d
+        .metrics()
+        .find(
+            "certinel_tls_handshake_error_info",
+            &[("reason", "timeout")]
+        )
+        .is_empty());
+}
+
+#[test]
+fn parked_probes_are_bounded_so_sockets_stay_bounded() {
+    // One permit gives 16 parked slots: with 40 black holes, 16 park and
+    // one more holds the permit; the rest wait for their deadlines.
+    let (hole, accepted) = black_hole();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _server) = live_target_after_black_holes(dir.path(), hole, 40);
+    let d = Daemon::start(dir.path(), &config);
+    wait_count(&accepted, 17, Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        17,
+        "more sockets than permits and parking"
+    );
+    drop(d);
+}
