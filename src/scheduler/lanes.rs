@@ -9,19 +9,20 @@
 //! less often than with a single pool.
 //!
 //! The lanes only learn that a target is dead from its first timeout, so
-//! in the first round (and whenever a live target dies) servers that
-//! accept and never answer would hold main permits until their deadline:
-//! with 1000 of them, a 1 s timeout and 64 permits, the last live target
-//! waited 15 s for its first probe. A probe whose connections have all
-//! waited on the network for [`PARK_AFTER`] (nothing to read, nothing to
-//! compute) therefore gives its permit back and waits *parked*, holding
-//! only its socket, in a pool of [`PARKED_PER_PERMIT`] × `concurrency`
-//! slots counted in the descriptor reserve (`http::limits`). The permits
-//! thus bound the probes at work (CPU); permits and parking together
-//! bound the sockets. A parked probe whose server answers at last
-//! finishes its handshake where it is: at most the parked probes' one
-//! handshake each beside the permits' (a server that is merely slow, not
-//! dead, costs no more than it did in its lane).
+//! in the first round servers that accept and never answer would hold
+//! main permits until their deadline: with 1000 of them, a 1 s timeout
+//! and 64 permits, the last live target waited 15 s for its first probe.
+//! A target's *first* probe whose connections have all waited on the
+//! network for [`PARK_AFTER`] (nothing to read, nothing to compute)
+//! therefore gives its permit back and waits *parked*, holding only its
+//! socket and its handshake state (about 10 KiB), in a pool of
+//! [`PARKED_PER_PERMIT`] × `concurrency` slots counted in the descriptor
+//! reserve (`http::limits`). A parked probe whose server answers at last
+//! finishes its handshake where it is. Later probes never park: a target
+//! that timed out is in the slow lane by then, and one that answered may
+//! be merely distant or busy, and parking it would let ever more probes
+//! in beside the permits (on a starved CPU every probe goes quiet for
+//! 50 ms), which is what the permits are there to bound.
 
 use std::future::Future;
 use std::sync::Arc;

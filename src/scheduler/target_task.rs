@@ -43,6 +43,9 @@ pub(super) struct ProbeMemory {
     /// The last probe ran into its deadline: the next one goes to the slow
     /// lane.
     timed_out: bool,
+    /// The target has been probed before: its lane is known, so its
+    /// probes no longer park (`lanes`).
+    probed: bool,
 }
 
 impl TargetWork {
@@ -62,8 +65,12 @@ impl TargetWork {
         };
         let (source, target) = (&self.source, &self.target);
         let how = Probing::of(source);
-        let Ok((report, took)) =
-            probe_target(target, &how, &AllowAll, permit, Some(&lanes.parked)).await;
+        // Only a first probe may park: from then on the lanes know whether
+        // the target answers, and parking would let probes of live but
+        // distant (or busy) servers in beside the permits.
+        let parked = (!memory.probed).then_some(&*lanes.parked);
+        memory.probed = true;
+        let Ok((report, took)) = probe_target(target, &how, &AllowAll, permit, parked).await;
         let timed_out = ran_into_deadline(&report.addresses, took, source.timeout);
         if timed_out != memory.timed_out {
             tracing::debug!(

@@ -286,3 +286,53 @@ fn parked_probes_are_bounded_so_sockets_stay_bounded() {
     );
     drop(d);
 }
+
+#[test]
+fn only_first_probes_park_so_later_silences_hold_their_permit() {
+    // Eight targets answer their first probe and then go silent. With one
+    // permit per lane, their later probes wait for it (main lane, then
+    // slow lane once they timed out): two at once, and a third while the
+    // server thread has yet to see a closed one's end. Parking them would
+    // put all eight in flight.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("silent-later-ca");
+    let leaf = ca.issue(&Leaf::server("silent-later", 30));
+    write(dir.path(), "ca.pem", &ca.cert.cert_pem);
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (open, most_open) = (
+        Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    );
+    let (seen, now_open, max_open) = (connections.clone(), open.clone(), most_open.clone());
+    let addr = raw_server(move |mut stream| {
+        if seen.fetch_add(1, Ordering::SeqCst) < 8 {
+            finish_tls(stream, &leaf);
+            return;
+        }
+        let n = now_open.fetch_add(1, Ordering::SeqCst) + 1;
+        max_open.fetch_max(n, Ordering::SeqCst);
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        now_open.fetch_sub(1, Ordering::SeqCst);
+    });
+    let targets: String = (0..8)
+        .map(|i| format!("      - {{ target: \"{addr}\", server_name: \"later-{i}.test\" }}\n"))
+        .collect();
+    let config = format!(
+        "global:\n  interval: 1s\n  concurrency: 1\n\
+         endpoints:\n  - name: silent-later\n    ca_file: ca.pem\n    timeout: 1s\n    targets:\n{targets}"
+    );
+    let d = Daemon::start(dir.path(), &config);
+    wait_count(&connections, 12, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1500));
+    let most = most_open.load(Ordering::SeqCst);
+    assert!(
+        most <= 2,
+        "{most} silent probes at once: later probes parked beside the permits"
+    );
+    drop(d);
+}
