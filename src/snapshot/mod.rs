@@ -4,7 +4,7 @@
 //! `Arc` to the current snapshot without locking (`arc-swap`), so a scrape
 //! never waits for a probe and a probe never waits for a scrape. Writers
 //! are serialised by a mutex and copy only what changes: the source they
-//! update, whose per-target results are a vector of `Arc`s.
+//! update, whose per-target results are chunks of `Arc`s ([`Reports`]).
 //!
 //! Sources and targets are addressed by stable ids rather than positions,
 //! so a configuration reload can keep the results of everything that did
@@ -23,6 +23,10 @@ use crate::sources::endpoint::restart::RestartCheck;
 use crate::sources::endpoint::AddressReport;
 use crate::sources::files::FileScan;
 use crate::sources::SourceKind;
+
+mod reports;
+
+pub use reports::{Reports, Slot};
 
 /// Identifies a source across reloads.
 pub type SourceId = u64;
@@ -109,16 +113,29 @@ pub struct EndpointResults {
     pub targets: Arc<[Arc<EndpointTarget>]>,
     /// Their ids, parallel to `targets`.
     pub ids: Arc<[TargetId]>,
+    /// Where each target id sits in `targets`.
+    index: Arc<HashMap<TargetId, usize>>,
     /// `reports[i]` is the last probe of `targets[i]`, once there is one.
-    pub reports: Vec<Option<Arc<TargetReport>>>,
+    pub reports: Reports,
     /// Targets not yet probed in the current pass.
     pending: Vec<bool>,
+    /// How many of `pending` are set.
+    pending_count: usize,
     round_started: SystemTime,
 }
 
 impl EndpointResults {
     fn position(&self, id: TargetId) -> Option<usize> {
-        self.ids.iter().position(|&i| i == id)
+        self.index.get(&id).copied()
+    }
+
+    /// Marks the target at `pos` probed in this pass.
+    fn probed(&mut self, pos: usize) {
+        if let Some(pending) = self.pending.get_mut(pos) {
+            if std::mem::replace(pending, false) {
+                self.pending_count -= 1;
+            }
+        }
     }
 
     fn certificates(&self) -> usize {
@@ -143,8 +160,10 @@ impl SourceState {
         let results = EndpointResults {
             targets: Arc::from(vec![target]),
             ids: Arc::from(vec![0]),
-            reports: vec![Some(Arc::new(report))],
+            index: Arc::new(HashMap::from([(0, 0)])),
+            reports: std::iter::once(Some(Arc::new(report))).collect(),
             pending: vec![false],
+            pending_count: 0,
             round_started: SystemTime::now(),
         };
         SourceState {
@@ -355,13 +374,18 @@ impl Store {
                     *state.errors_total.entry(e.reason.as_str()).or_default() += 1;
                 }
             }
-            if let (Some(slot), Some(pending)) =
-                (results.reports.get_mut(pos), results.pending.get_mut(pos))
-            {
-                *slot = Some(Arc::new(report));
-                *pending = false;
-            }
-            state.certificates = results.certificates();
+            let Some(slot) = results.reports.get_mut(pos) else {
+                return;
+            };
+            // Counted as it changes: summing every target's chains again
+            // would make a round of `n` probes cost `n²`.
+            let chain_len =
+                |r: &TargetReport| -> usize { r.addresses.iter().map(|a| a.chain.len()).sum() };
+            let before = slot.as_deref().map_or(0, chain_len);
+            let after = chain_len(&report);
+            *slot = Some(Arc::new(report));
+            results.probed(pos);
+            state.certificates = (state.certificates + after).saturating_sub(before);
             complete_round_if_done(state);
         });
     }
@@ -425,7 +449,7 @@ fn complete_round_if_done(state: &mut SourceState) {
     let SourceData::Endpoints(results) = &mut state.data else {
         return;
     };
-    if results.pending.iter().any(|&p| p) {
+    if results.pending_count > 0 {
         return;
     }
     let now = SystemTime::now();
@@ -436,6 +460,7 @@ fn complete_round_if_done(state: &mut SourceState) {
             .unwrap_or_default(),
     });
     results.pending.iter_mut().for_each(|p| *p = true);
+    results.pending_count = results.pending.len();
     results.round_started = now;
 }
 
@@ -459,8 +484,10 @@ fn relayout(old: Option<&SourceState>, layout: SourceLayout, now: SystemTime) ->
                     SourceData::Endpoints(EndpointResults {
                         targets: Arc::from(Vec::new()),
                         ids: Arc::from(Vec::new()),
-                        reports: Vec::new(),
+                        index: Arc::default(),
+                        reports: Reports::default(),
                         pending: Vec::new(),
+                        pending_count: 0,
                         round_started: now,
                     })
                 }
@@ -473,7 +500,9 @@ fn relayout(old: Option<&SourceState>, layout: SourceLayout, now: SystemTime) ->
     if let SourceData::Endpoints(old_results) = &state.data {
         let mut reports = Vec::with_capacity(layout.targets.len());
         let mut pending = Vec::with_capacity(layout.targets.len());
-        for (id, _) in &layout.targets {
+        let mut index = HashMap::with_capacity(layout.targets.len());
+        for (pos, (id, _)) in layout.targets.iter().enumerate() {
+            index.insert(*id, pos);
             match old_results.position(*id) {
                 Some(pos) => {
                     reports.push(old_results.reports.get(pos).cloned().flatten());
@@ -490,7 +519,9 @@ fn relayout(old: Option<&SourceState>, layout: SourceLayout, now: SystemTime) ->
         let results = EndpointResults {
             targets: targets.into(),
             ids: ids.into(),
-            reports,
+            index: Arc::new(index),
+            reports: reports.into_iter().collect(),
+            pending_count: pending.iter().filter(|&&p| p).count(),
             pending,
             round_started: old_results.round_started,
         };
