@@ -53,6 +53,16 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         scrape_certs: usize,
     },
+    /// Generate exactly `--certs` leaf certificates, one per file, 1000
+    /// files per directory (`tree/dNNN/cNNNNNN.pem`), and an `empty/`
+    /// directory: the scale scenario's trees. Reused when `--dir` already
+    /// holds them.
+    GenCerts {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        certs: usize,
+    },
     /// Rewrite `--count` of the `.pem` files under `--dir` (spread evenly
     /// over the sorted list) with their own bytes: new mtime, same content.
     /// In-process, so the whole batch lands within a few milliseconds.
@@ -153,6 +163,10 @@ enum Command {
         notes: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
+        /// Where to write the scale scenario's growth figure (SVG), which
+        /// the report embeds; not written when scenario 5 did not run.
+        #[arg(long)]
+        svg: Option<PathBuf>,
     },
 }
 
@@ -165,6 +179,7 @@ fn main() -> std::process::ExitCode {
             files,
             scrape_certs,
         } => gen_files(&dir, files, scrape_certs),
+        Command::GenCerts { dir, certs } => gen_certs(&dir, certs),
         Command::Rewrite { dir, count } => rewrite(&dir, count),
         Command::Drive {
             exporter,
@@ -225,7 +240,8 @@ fn main() -> std::process::ExitCode {
             meta,
             notes,
             out,
-        } => report(&results, &meta, notes.as_deref(), &out),
+            svg,
+        } => report(&results, &meta, notes.as_deref(), &out, svg.as_deref()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -411,6 +427,42 @@ fn gen_files(dir: &Path, files: usize, scrape_certs: usize) -> Result<(), BoxErr
         started.elapsed().as_secs_f64()
     );
     println!("{}", manifest.trim_end());
+    Ok(())
+}
+
+/// Files per directory in `gen-certs` trees.
+const CERTS_PER_DIR: usize = 1000;
+
+fn gen_certs(dir: &Path, certs: usize) -> Result<(), BoxError> {
+    let marker = dir.join("complete");
+    let wanted = format!("certs {certs}\n");
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) {
+        println!("{}", wanted.trim_end());
+        return Ok(());
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir.join("empty"))?;
+    let started = Instant::now();
+    let root = certinel_bench::root("certinel bench scale root", 1)?;
+    let inter = certinel_bench::intermediate(&root, "certinel bench scale intermediate", 2)?;
+    for i in 0..certs {
+        let sub = dir.join("tree").join(format!("d{:03}", i / CERTS_PER_DIR));
+        if i % CERTS_PER_DIR == 0 {
+            std::fs::create_dir_all(&sub)?;
+        }
+        let cn = format!("scale-{i:06}.bench.test");
+        let days = 30 + (i as i64 * 7) % 700;
+        let leaf = certinel_bench::leaf(&inter, &cn, &[&cn], 10_000 + i as u64, days)?;
+        std::fs::write(sub.join(format!("c{i:06}.pem")), leaf.cert_pem)?;
+    }
+    std::fs::write(&marker, &wanted)?;
+    eprintln!(
+        "bench_tool: generated {certs} certificates in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    println!("{}", wanted.trim_end());
     Ok(())
 }
 
@@ -973,7 +1025,13 @@ impl Report {
     }
 }
 
-fn report(results: &Path, meta: &Path, notes: Option<&Path>, out: &Path) -> Result<(), BoxError> {
+fn report(
+    results: &Path,
+    meta: &Path,
+    notes: Option<&Path>,
+    out: &Path,
+    svg: Option<&Path>,
+) -> Result<(), BoxError> {
     let mut data: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for (k, v) in read_tsv(results)? {
         if let Ok(x) = v.parse::<f64>() {
@@ -1306,6 +1364,14 @@ fn report(results: &Path, meta: &Path, notes: Option<&Path>, out: &Path) -> Resu
     }
     r.out.push('\n');
 
+    // 5. Scale.
+    let file_sizes = sizes(&m("scale_file_sizes"));
+    let ep_sizes = sizes(&m("scale_ep_sizes"));
+    let scale_ran = r.data.keys().any(|k| k.starts_with("s5."));
+    if scale_ran {
+        scale_section(&mut r, &meta, &file_sizes, &ep_sizes, out, svg)?;
+    }
+
     // Targets of issue #16, then those of issue #6 it does not replace.
     let half =
         |r: &Report, key: &str| r.ratio(&format!("{key}.certinel"), &format!("{key}.blackbox"));
@@ -1364,6 +1430,18 @@ fn report(results: &Path, meta: &Path, notes: Option<&Path>, out: &Path) -> Resu
             None => format!("worst {x:.2} s"),
         }),
         v.map(|x| x < 2.0),
+    );
+    let biggest = file_sizes.last().copied().unwrap_or(0);
+    let v = r
+        .get(&format!("s5.f.bytes_per_cert.{biggest}.certinel"))
+        .map(|s| s.median);
+    r.verdict(
+        &format!(
+            "memory per certificate < 1 KiB at {} certificates (scenario 5)",
+            thousands(biggest)
+        ),
+        v.map_or("n/a".into(), |x| format!("{x:.0} bytes")),
+        v.map(|x| x < 1024.0),
     );
     let issue16 = std::mem::take(&mut r.verdicts);
 
@@ -1522,4 +1600,291 @@ fn report(results: &Path, meta: &Path, notes: Option<&Path>, out: &Path) -> Resu
     std::fs::write(out, &r.out)?;
     eprintln!("bench_tool: wrote {}", out.display());
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// report: scenario 5
+
+/// The sizes a `scale_*_sizes` meta value lists.
+fn sizes(list: &str) -> Vec<u64> {
+    list.split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+/// `100000` → `100 000`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One figure of the growth tables: its key (`s5.f.cold_s`), its label,
+/// the factor from the recorded unit, and whether the SVG shows it.
+type Figure = (&'static str, &'static str, f64, bool);
+
+const FILE_FIGURES: [Figure; 13] = [
+    ("s5.f.cold_s", "cold scan, ms", 1000.0, true),
+    (
+        "s5.f.unchanged_s",
+        "rescan, nothing changed, ms",
+        1000.0,
+        true,
+    ),
+    (
+        "s5.f.rss_kib",
+        "RSS after the second pass, before any scrape, MiB",
+        1.0 / 1024.0,
+        true,
+    ),
+    (
+        "s5.f.bytes_per_cert",
+        "memory per certificate, bytes",
+        1.0,
+        true,
+    ),
+    ("s5.f.p50_ms", "/metrics p50, plain, ms", 1.0, false),
+    ("s5.f.p99_ms", "/metrics p99, plain, ms", 1.0, true),
+    ("s5.f.gz_p50_ms", "/metrics p50, gzip, ms", 1.0, false),
+    ("s5.f.gz_p99_ms", "/metrics p99, gzip, ms", 1.0, true),
+    (
+        "s5.f.cpu_ms_per_scrape",
+        "CPU per scrape, plain, ms",
+        1.0,
+        false,
+    ),
+    (
+        "s5.f.gz_cpu_ms_per_scrape",
+        "CPU per scrape, gzip, ms",
+        1.0,
+        true,
+    ),
+    (
+        "s5.f.size_bytes",
+        "exposition on the wire, plain, MiB",
+        1.0 / 1048576.0,
+        true,
+    ),
+    (
+        "s5.f.gz_size_bytes",
+        "exposition on the wire, gzip, MiB",
+        1.0 / 1048576.0,
+        false,
+    ),
+    (
+        "s5.f.rss_after_kib",
+        "RSS after the scrapes, MiB",
+        1.0 / 1024.0,
+        false,
+    ),
+];
+
+const ENDPOINT_FIGURES: [Figure; 5] = [
+    (
+        "s5.e.round_s",
+        "first round: spawn to the end of the last probe, s",
+        1.0,
+        true,
+    ),
+    (
+        "s5.e.cpu_ms_per_probe",
+        "CPU per probe in the first round, ms",
+        1.0,
+        true,
+    ),
+    (
+        "s5.e.rss_kib",
+        "RSS after the round, before any scrape, MiB",
+        1.0 / 1024.0,
+        true,
+    ),
+    ("s5.e.bytes_per_ep", "memory per endpoint, bytes", 1.0, true),
+    (
+        "s5.e.size_bytes",
+        "exposition after the round, KiB",
+        1.0 / 1024.0,
+        false,
+    ),
+];
+
+/// A growth table: a column per size, then how the figure grew from the
+/// smallest size to the largest (`×R`, and the exponent `k` of `n^k`).
+fn growth_table(r: &mut Report, what: &str, sizes: &[u64], figures: &[Figure]) {
+    let mut t = format!(
+        "| figure | {} | growth |\n|---|",
+        sizes
+            .iter()
+            .map(|n| format!("{} {what}", thousands(*n)))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    t.push_str(&"---|".repeat(sizes.len() + 1));
+    t.push('\n');
+    for &(key, label, scale, _) in figures {
+        let cells: Vec<String> = sizes
+            .iter()
+            .map(|n| r.cell(&format!("{key}.{n}.certinel"), scale))
+            .collect();
+        let first = sizes
+            .first()
+            .and_then(|n| r.get(&format!("{key}.{n}.certinel")));
+        let last = sizes
+            .last()
+            .and_then(|n| r.get(&format!("{key}.{n}.certinel")));
+        let growth = match (first, last, sizes.first(), sizes.last()) {
+            (Some(a), Some(b), Some(&n0), Some(&n1))
+                if a.median > 0.0 && b.median > 0.0 && n1 > n0 =>
+            {
+                let ratio = b.median / a.median;
+                let k = ratio.ln() / (n1 as f64 / n0 as f64).ln();
+                format!("×{} (∝ n^{k:.2})", fmt_num(ratio))
+            }
+            _ => "n/a".to_owned(),
+        };
+        let _ = writeln!(t, "| {label} | {} | {growth} |", cells.join(" | "));
+    }
+    r.out.push_str(&t);
+}
+
+fn panel(
+    r: &Report,
+    title: &str,
+    x_label: &str,
+    sizes: &[u64],
+    figures: &[Figure],
+) -> certinel_bench::svg::Panel {
+    certinel_bench::svg::Panel {
+        title: title.to_owned(),
+        x_label: x_label.to_owned(),
+        sizes: sizes.iter().map(|&n| n as f64).collect(),
+        series: figures
+            .iter()
+            .filter(|f| f.3)
+            .map(|&(key, label, _, _)| certinel_bench::svg::Series {
+                name: label.to_owned(),
+                values: sizes
+                    .iter()
+                    .map(|n| r.get(&format!("{key}.{n}.certinel")).map(|s| s.median))
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn scale_section(
+    r: &mut Report,
+    meta: &HashMap<String, String>,
+    file_sizes: &[u64],
+    ep_sizes: &[u64],
+    out: &Path,
+    svg: Option<&Path>,
+) -> Result<(), BoxError> {
+    let m = |key: &str| meta.get(key).map_or("?", String::as_str).to_owned();
+    let list = |sizes: &[u64]| {
+        sizes
+            .iter()
+            .map(|n| thousands(*n))
+            .collect::<Vec<_>>()
+            .join(" → ")
+    };
+    let _ = writeln!(
+        r.out,
+        "## 5. Scale: {} certificates in files, {} endpoints\n",
+        list(file_sizes),
+        list(ep_sizes)
+    );
+    let _ =
+        writeln!(
+        r.out,
+        "**Files.** `bench_tool gen-certs` writes exactly N certificates, **one ECDSA P-256 leaf \
+         per file**, 1000 files per directory (cached under `bench/.cache/certs-N`). One certinel \
+         per size and run, one file source `paths: [\"…/tree/**/*.pem\"]`, `interval` = N / 5000 \
+         s (at least {}): cold scan and unchanged rescan are the first two passes (logged \
+         `certinel_source_duration_seconds`); RSS is read after the second pass, before any \
+         scrape, and memory per certificate = (RSS − RSS over an empty directory, {} MiB) / N, \
+         as in scenario 2. Then `/metrics` under `{}` with Prometheus' `Accept` header, without \
+         and with `Accept-Encoding: gzip`; bytes are the response body.\n\n\
+         **Endpoints.** One farm of {} TLS ports; for each size a fresh certinel probes the \
+         first N of them with `interval: 1h`, `timeout: 5s`, `concurrency: {}`, so nothing runs \
+         but the first round. First round = from the instant the script spawns certinel to the \
+         end (timestamp + duration) of the last endpoint's first probe, read from one scrape \
+         once `/-/ready` says every target was probed (every endpoint checked to have a \
+         timestamp, no handshake error, and an `x509_cert_not_after` series). RSS is read at \
+         `/-/ready`, before that scrape; memory per endpoint = (RSS − RSS with an empty \
+         configuration, {} MiB) / N; CPU per probe = (CPU at `/-/ready` − an empty \
+         configuration's CPU at its `/-/ready`) / N, with `/proc`'s 10 ms tick as resolution.\n",
+        m("files_interval"),
+        r.get("s5.f.rss_empty_kib.certinel").map_or("n/a".into(), |s| fmt_num(s.median / 1024.0)),
+        m("scale_wrk_cmd"),
+        ep_sizes.last().map_or("?".into(), |n| thousands(*n)),
+        m("concurrency"),
+        r.get("s5.e.rss_empty_kib.certinel").map_or("n/a".into(), |s| fmt_num(s.median / 1024.0)),
+    );
+    r.out.push_str("### Growth: files\n\n");
+    growth_table(r, "certs", file_sizes, &FILE_FIGURES);
+    r.out.push_str("\n### Growth: endpoints\n\n");
+    growth_table(r, "endpoints", ep_sizes, &ENDPOINT_FIGURES);
+    r.out.push_str(
+        "\n*growth*: the median at the largest size over the median at the smallest; \
+         `∝ n^k` is the same as an exponent (k = 1: grows in proportion to the size, k = 0: \
+         does not grow).\n\n",
+    );
+    if let Some(svg) = svg {
+        let figure = certinel_bench::svg::growth_chart(
+            "certinel: growth with the workload, relative to the smallest size",
+            &[
+                panel(r, "files", "certificates", file_sizes, &FILE_FIGURES),
+                panel(r, "endpoints", "endpoints", ep_sizes, &ENDPOINT_FIGURES),
+            ],
+        );
+        std::fs::write(svg, figure)?;
+        // Embedded by name when it sits beside the report, as bench/run puts it.
+        let link = if svg.parent() == out.parent() {
+            svg.file_name().map_or_else(
+                || svg.display().to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            )
+        } else {
+            svg.display().to_string()
+        };
+        let _ = writeln!(r.out, "![Growth of certinel's figures with the number of certificates and endpoints]({link})\n");
+        eprintln!("bench_tool: wrote {}", svg.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_probes_end_at_timestamp_plus_duration() {
+        let text = "\
+certinel_tls_last_probe_timestamp_seconds{source_name=\"farm\",target=\"127.0.0.1:1\",address=\"127.0.0.1:1\"} 100.5
+certinel_tls_handshake_duration_seconds{source_name=\"farm\",target=\"127.0.0.1:1\",address=\"127.0.0.1:1\"} 0.25
+certinel_tls_last_probe_timestamp_seconds{source_name=\"farm\",target=\"127.0.0.1:2\",address=\"127.0.0.1:2\"} 101
+certinel_tls_handshake_error{source_name=\"farm\",target=\"127.0.0.1:2\",address=\"127.0.0.1:2\",reason=\"timeout\"} 1
+certinel_tls_last_probe_timestamp_seconds{source_name=\"farm\",target=\"127.0.0.1:3\",address=\"127.0.0.1:3\"} 102
+";
+        let wanted: HashSet<&str> = ["127.0.0.1:1", "127.0.0.1:2"].into_iter().collect();
+        let probes = last_probes(text, &wanted);
+        assert_eq!(probes.len(), 2);
+        let one = &probes["127.0.0.1:1"];
+        assert_eq!((one.started, one.done, one.failed), (100.5, 100.75, false));
+        let two = &probes["127.0.0.1:2"];
+        assert_eq!((two.started, two.done, two.failed), (101.0, 101.0, true));
+    }
+
+    #[test]
+    fn sizes_and_thousands() {
+        assert_eq!(sizes("1000 10000 100000"), vec![1000, 10_000, 100_000]);
+        assert_eq!(thousands(100_000), "100 000");
+        assert_eq!(thousands(999), "999");
+    }
 }
