@@ -31,7 +31,7 @@ pub struct Panel {
 
 const PANEL_W: f64 = 470.0;
 const LEFT: f64 = 62.0;
-const RIGHT: f64 = 18.0;
+const RIGHT: f64 = 30.0;
 const TOP: f64 = 44.0;
 const PLOT_H: f64 = 260.0;
 const BOTTOM: f64 = 48.0;

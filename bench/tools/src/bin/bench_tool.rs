@@ -2,13 +2,17 @@
 //! and wrk:
 //!
 //! - `gen-files`: the PEM tree of the file-scanning scenario (generated once);
+//! - `gen-certs`: exactly N certificates, one per file, for the scale scenario;
 //! - `drive`: drives blackbox_exporter the way Prometheus does
 //!   (`/probe?module=…&target=…`), at a fixed rate or closed-loop, with a
 //!   concurrency cap;
 //! - `freshness`: samples certinel's `/metrics` and reports how old the
-//!   newest probe of each good target gets;
+//!   newest probe of each good target gets, and when the first round ended;
+//! - `first-round`: one scrape after `/-/ready`: when the first round ended;
+//! - `serve-static`: the scrape floors (plain and gzip);
 //! - `free-port`: a free loopback port;
-//! - `report`: turns the raw samples into `bench/RESULTS.md`.
+//! - `report`: turns the raw samples into `bench/RESULTS.md` and the growth
+//!   figure `bench/scale.svg`.
 //!
 //! Every network request goes to 127.0.0.1; every loop is bounded in count
 //! and time.
