@@ -2,6 +2,8 @@
 //! `O=certinel bench` with explicit serials, from `certinel-testkit`, the
 //! factory the tests and criterion benches use too.
 
+pub mod svg;
+
 use certinel_testkit::{now, Purpose, Spec, DAY};
 
 pub use certinel_testkit::{Ca, Error as BoxError, Minted};

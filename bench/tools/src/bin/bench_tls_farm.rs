@@ -33,6 +33,9 @@ use certinel_bench::BoxError;
 const BLACKHOLE_HOLD: Duration = Duration::from_secs(600);
 /// How long a good endpoint waits for a client to finish its handshake.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+/// Descriptors beyond one per listener: the runtime, the stats port, and
+/// the connections of a probing exporter (64 in flight, some closing).
+const SPARE_FDS: usize = 512;
 
 #[derive(Parser)]
 #[command(about = "Loopback TLS server farm for bench/run")]
@@ -74,14 +77,50 @@ impl Stats {
     }
 }
 
-fn main() -> Result<(), BoxError> {
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench_tls_farm: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), BoxError> {
+    check_nofile(args.good + args.blackhole + SPARE_FDS)?;
     std::fs::create_dir_all(&args.dir)?;
     let _ = std::fs::remove_file(args.dir.join("ready"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(serve(args))
+}
+
+/// Fails with a clear message when the soft `RLIMIT_NOFILE` is below
+/// `needed`, rather than dying halfway through binding 10 000 ports.
+/// Raising it would take `setrlimit` (unsafe code, forbidden here):
+/// `bench/run` raises its own soft limit to the hard one before it starts
+/// the farm. Without `/proc`, the bind errors say it instead.
+fn check_nofile(needed: usize) -> Result<(), BoxError> {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
+        return Ok(());
+    };
+    let Some(line) = limits.lines().find(|l| l.starts_with("Max open files")) else {
+        return Ok(());
+    };
+    let mut fields = line["Max open files".len()..].split_whitespace();
+    let soft = fields.next().unwrap_or("unlimited");
+    let hard = fields.next().unwrap_or("unlimited");
+    match soft.parse::<usize>() {
+        Ok(soft) if soft < needed => Err(format!(
+            "needs about {needed} file descriptors (one per listener + {SPARE_FDS}), \
+             but the soft limit is {soft} (hard {hard}): raise it first (`ulimit -n`, and the \
+             hard limit too if it is below {needed}), or ask for fewer ports"
+        )
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 fn bind_loopback() -> Result<std::net::TcpListener, BoxError> {

@@ -2,13 +2,17 @@
 //! and wrk:
 //!
 //! - `gen-files`: the PEM tree of the file-scanning scenario (generated once);
+//! - `gen-certs`: exactly N certificates, one per file, for the scale scenario;
 //! - `drive`: drives blackbox_exporter the way Prometheus does
 //!   (`/probe?module=…&target=…`), at a fixed rate or closed-loop, with a
 //!   concurrency cap;
 //! - `freshness`: samples certinel's `/metrics` and reports how old the
-//!   newest probe of each good target gets;
+//!   newest probe of each good target gets, and when the first round ended;
+//! - `first-round`: one scrape after `/-/ready`: when the first round ended;
+//! - `serve-static`: the scrape floors (plain and gzip);
 //! - `free-port`: a free loopback port;
-//! - `report`: turns the raw samples into `bench/RESULTS.md`.
+//! - `report`: turns the raw samples into `bench/RESULTS.md` and the growth
+//!   figure `bench/scale.svg`.
 //!
 //! Every network request goes to 127.0.0.1; every loop is bounded in count
 //! and time.
@@ -52,6 +56,16 @@ enum Command {
         files: usize,
         #[arg(long, default_value_t = 10_000)]
         scrape_certs: usize,
+    },
+    /// Generate exactly `--certs` leaf certificates, one per file, 1000
+    /// files per directory (`tree/dNNN/cNNNNNN.pem`), and an `empty/`
+    /// directory: the scale scenario's trees. Reused when `--dir` already
+    /// holds them.
+    GenCerts {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        certs: usize,
     },
     /// Rewrite `--count` of the `.pem` files under `--dir` (spread evenly
     /// over the sorted list) with their own bytes: new mtime, same content.
@@ -104,6 +118,24 @@ enum Command {
         /// Ages above this many seconds count as late.
         #[arg(long, default_value_t = f64::INFINITY)]
         late_after: f64,
+        /// Unix seconds to report times from (certinel's spawn); default:
+        /// this sampler's start.
+        #[arg(long)]
+        since: Option<f64>,
+    },
+    /// Scrape certinel once after its first round (`/-/ready`) and report
+    /// how many of the `--targets` were probed, how many failed, and when
+    /// the last of those probes ended, in seconds after `--since`.
+    FirstRound {
+        /// certinel's host:port (loopback).
+        #[arg(long)]
+        exporter: String,
+        /// File of ports whose 127.0.0.1:PORT targets to count.
+        #[arg(long)]
+        targets: PathBuf,
+        /// Unix seconds when certinel was spawned.
+        #[arg(long)]
+        since: f64,
     },
     /// Serve one fixed body to every GET on 127.0.0.1:`--port` with a
     /// precomputed HTTP/1.1 response: the floor for the scrape scenario
@@ -117,6 +149,10 @@ enum Command {
         port: u16,
         #[arg(long, default_value_t = 600.0)]
         seconds: f64,
+        /// The body is gzip-compressed: send `content-encoding: gzip`
+        /// (the floor for scrapes that ask for gzip).
+        #[arg(long)]
+        gzip: bool,
     },
     /// Write RESULTS.md from the raw samples.
     Report {
@@ -131,6 +167,10 @@ enum Command {
         notes: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
+        /// Where to write the scale scenario's growth figure (SVG), which
+        /// the report embeds; not written when scenario 5 did not run.
+        #[arg(long)]
+        svg: Option<PathBuf>,
     },
 }
 
@@ -143,6 +183,7 @@ fn main() -> std::process::ExitCode {
             files,
             scrape_certs,
         } => gen_files(&dir, files, scrape_certs),
+        Command::GenCerts { dir, certs } => gen_certs(&dir, certs),
         Command::Rewrite { dir, count } => rewrite(&dir, count),
         Command::Drive {
             exporter,
@@ -171,6 +212,7 @@ fn main() -> std::process::ExitCode {
             seconds,
             period,
             late_after,
+            since,
         } => current_thread().and_then(|rt| {
             rt.block_on(freshness(
                 &exporter,
@@ -178,23 +220,32 @@ fn main() -> std::process::ExitCode {
                 seconds,
                 period,
                 late_after,
+                since,
             ))
         }),
+        Command::FirstRound {
+            exporter,
+            targets,
+            since,
+        } => current_thread()
+            .and_then(|rt| rt.block_on(first_round(&exporter, &read_ports(&targets)?, since))),
         Command::ServeStatic {
             body,
             port,
             seconds,
+            gzip,
         } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(BoxError::from)
-            .and_then(|rt| rt.block_on(serve_static(&body, port, seconds))),
+            .and_then(|rt| rt.block_on(serve_static(&body, port, seconds, gzip))),
         Command::Report {
             results,
             meta,
             notes,
             out,
-        } => report(&results, &meta, notes.as_deref(), &out),
+            svg,
+        } => report(&results, &meta, notes.as_deref(), &out, svg.as_deref()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -211,10 +262,15 @@ fn current_thread() -> Result<tokio::runtime::Runtime, BoxError> {
         .build()?)
 }
 
-async fn serve_static(body: &Path, port: u16, seconds: f64) -> Result<(), BoxError> {
+async fn serve_static(body: &Path, port: u16, seconds: f64, gzip: bool) -> Result<(), BoxError> {
     let body = std::fs::read(body)?;
+    let encoding = if gzip {
+        "content-encoding: gzip\r\n"
+    } else {
+        ""
+    };
     let mut response = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\ncontent-length: {}\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ncontent-type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n{encoding}content-length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -375,6 +431,42 @@ fn gen_files(dir: &Path, files: usize, scrape_certs: usize) -> Result<(), BoxErr
         started.elapsed().as_secs_f64()
     );
     println!("{}", manifest.trim_end());
+    Ok(())
+}
+
+/// Files per directory in `gen-certs` trees.
+const CERTS_PER_DIR: usize = 1000;
+
+fn gen_certs(dir: &Path, certs: usize) -> Result<(), BoxError> {
+    let marker = dir.join("complete");
+    let wanted = format!("certs {certs}\n");
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) {
+        println!("{}", wanted.trim_end());
+        return Ok(());
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir.join("empty"))?;
+    let started = Instant::now();
+    let root = certinel_bench::root("certinel bench scale root", 1)?;
+    let inter = certinel_bench::intermediate(&root, "certinel bench scale intermediate", 2)?;
+    for i in 0..certs {
+        let sub = dir.join("tree").join(format!("d{:03}", i / CERTS_PER_DIR));
+        if i % CERTS_PER_DIR == 0 {
+            std::fs::create_dir_all(&sub)?;
+        }
+        let cn = format!("scale-{i:06}.bench.test");
+        let days = 30 + (i as i64 * 7) % 700;
+        let leaf = certinel_bench::leaf(&inter, &cn, &[&cn], 10_000 + i as u64, days)?;
+        std::fs::write(sub.join(format!("c{i:06}.pem")), leaf.cert_pem)?;
+    }
+    std::fs::write(&marker, &wanted)?;
+    eprintln!(
+        "bench_tool: generated {certs} certificates in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    println!("{}", wanted.trim_end());
     Ok(())
 }
 
@@ -644,6 +736,7 @@ async fn probe_once(
 // freshness
 
 const LAST_PROBE: &str = "certinel_tls_last_probe_timestamp_seconds{";
+const HANDSHAKE_DURATION: &str = "certinel_tls_handshake_duration_seconds{";
 
 fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
     let key = format!("{name}=\"");
@@ -652,23 +745,83 @@ fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
     Some(&labels[start..start + len])
 }
 
+/// The last probe of one target, as one exposition shows it.
+struct LastProbe {
+    /// When it started (`certinel_tls_last_probe_timestamp_seconds`).
+    started: f64,
+    /// When it ended: start + `certinel_tls_handshake_duration_seconds`.
+    done: f64,
+    /// Whether `certinel_tls_handshake_error` says it failed.
+    failed: bool,
+}
+
+/// The last probe of each `wanted` target in an exposition.
+fn last_probes(text: &str, wanted: &HashSet<&str>) -> HashMap<String, LastProbe> {
+    let series = |line: &str, prefix: &str| -> Option<(String, String, f64)> {
+        let (labels, value) = line.strip_prefix(prefix)?.rsplit_once("} ")?;
+        let target = label(labels, "target")?;
+        if !wanted.contains(target) {
+            return None;
+        }
+        let value = value.split_whitespace().next()?.parse().ok()?;
+        Some((target.to_owned(), labels.to_owned(), value))
+    };
+    // Durations by their full label set, which the timestamp shares.
+    let mut durations: HashMap<String, f64> = HashMap::new();
+    let mut failing: HashSet<String> = HashSet::new();
+    for line in text.lines() {
+        if let Some((_, labels, v)) = series(line, HANDSHAKE_DURATION) {
+            durations.insert(labels, v);
+        } else if let Some((target, _, v)) = series(line, "certinel_tls_handshake_error{") {
+            if v != 0.0 {
+                failing.insert(target);
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        if let Some((target, labels, started)) = series(line, LAST_PROBE) {
+            let done = started + durations.get(&labels).copied().unwrap_or(0.0);
+            let failed = failing.contains(&target);
+            out.entry(target).or_insert(LastProbe {
+                started,
+                done,
+                failed,
+            });
+        }
+    }
+    out
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 async fn freshness(
     exporter: &str,
     targets: &[String],
     seconds: f64,
     period: f64,
     late_after: f64,
+    since: Option<f64>,
 ) -> Result<(), BoxError> {
     loopback(exporter)?;
     let wanted: HashSet<&str> = targets.iter().map(String::as_str).collect();
     let started = Instant::now();
+    // Times are reported from `since` (certinel's spawn) when given, else
+    // from this sampler's start.
+    let origin = since.unwrap_or_else(unix_now);
     let stop = Duration::from_secs_f64(seconds);
     let mut max_age: f64 = 0.0;
     let mut samples = 0u64;
     let mut late = 0u64;
     let mut ages = Vec::new();
     let mut all_seen_at: Option<f64> = None;
-    let mut seen: HashSet<String> = HashSet::new();
+    // The end of the first probe seen of each target: a sample every
+    // `period` sees every probe when `period` < interval.
+    let mut first_done: HashMap<String, f64> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(period));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut conn: Option<Conn> = None;
@@ -688,43 +841,65 @@ async fn freshness(
         if status != 200 {
             return Err(format!("/metrics: HTTP {status}").into());
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let now = unix_now();
         let text = String::from_utf8_lossy(&body);
-        for line in text.lines().filter(|l| l.starts_with(LAST_PROBE)) {
-            let Some((labels, value)) = line[LAST_PROBE.len()..].rsplit_once("} ") else {
-                continue;
-            };
-            let Some(target) = label(labels, "target") else {
-                continue;
-            };
-            if !wanted.contains(target) {
-                continue;
-            }
-            let Ok(ts) = value.split_whitespace().next().unwrap_or("").parse::<f64>() else {
-                continue;
-            };
-            seen.insert(target.to_owned());
-            let age = now - ts;
+        for (target, probe) in last_probes(&text, &wanted) {
+            let age = now - probe.started;
             ages.push(age);
             max_age = max_age.max(age);
             if age > late_after {
                 late += 1;
             }
+            first_done.entry(target).or_insert(probe.done);
         }
         samples += 1;
-        if all_seen_at.is_none() && seen.len() == wanted.len() {
-            all_seen_at = Some(started.elapsed().as_secs_f64());
+        if all_seen_at.is_none() && first_done.len() == wanted.len() {
+            all_seen_at = Some(now - origin);
         }
     }
     ages.sort_by(f64::total_cmp);
+    let first_round = if first_done.len() == wanted.len() {
+        first_done.values().fold(f64::NAN, |a, &b| a.max(b)) - origin
+    } else {
+        f64::NAN
+    };
     println!(
-        "samples={samples} targets={} seen={} all_seen_after={:.1} max_age={max_age:.3} p99_age={:.3} late={late}",
+        "samples={samples} targets={} seen={} all_seen_after={:.1} first_round={first_round:.3} max_age={max_age:.3} p99_age={:.3} late={late}",
         wanted.len(),
-        seen.len(),
+        first_done.len(),
         all_seen_at.unwrap_or(f64::NAN),
         percentile(&ages, 99.0),
+    );
+    Ok(())
+}
+
+/// One scrape after certinel's first round: how many targets were probed,
+/// how many failed, and when the last of those probes ended, from `since`.
+async fn first_round(exporter: &str, targets: &[String], since: f64) -> Result<(), BoxError> {
+    loopback(exporter)?;
+    let wanted: HashSet<&str> = targets.iter().map(String::as_str).collect();
+    let mut conn = Conn::open(exporter).await?;
+    let (status, body, _) =
+        tokio::time::timeout(Duration::from_secs(60), conn.get(exporter, "/metrics", ""))
+            .await
+            .map_err(|_| "certinel did not answer /metrics within 60s")??;
+    if status != 200 {
+        return Err(format!("/metrics: HTTP {status}").into());
+    }
+    let text = String::from_utf8_lossy(&body);
+    let probes = last_probes(&text, &wanted);
+    let last_done = probes.values().fold(f64::NAN, |a, p| a.max(p.done));
+    let certs = text
+        .lines()
+        .filter(|l| l.starts_with("x509_cert_not_after{") && l.contains("target=\""))
+        .count();
+    println!(
+        "targets={} probed={} failed={} certs={certs} first_round={:.3} bytes={}",
+        wanted.len(),
+        probes.len(),
+        probes.values().filter(|p| p.failed).count(),
+        last_done - since,
+        body.len(),
     );
     Ok(())
 }
@@ -854,7 +1029,13 @@ impl Report {
     }
 }
 
-fn report(results: &Path, meta: &Path, notes: Option<&Path>, out: &Path) -> Result<(), BoxError> {
+fn report(
+    results: &Path,
+    meta: &Path,
+    notes: Option<&Path>,
+    out: &Path,
+    svg: Option<&Path>,
+) -> Result<(), BoxError> {
     let mut data: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for (k, v) in read_tsv(results)? {
         if let Ok(x) = v.parse::<f64>() {
@@ -1061,39 +1242,72 @@ fn report(results: &Path, meta: &Path, notes: Option<&Path>, out: &Path) -> Resu
         r.out,
         "certinel watches the `scrape/` set of the tree (exactly {} certificates, default metric \
          set) with `interval: 1h`, so nothing but scrapes runs. Load: `{}` with Prometheus' \
-         `Accept` header (OpenMetrics). CPU per scrape = ΔCPU of certinel / requests completed. \
-         blackbox_exporter has no aggregate exposition (Prometheus scrapes one `/probe` per \
-         target): n/a.\n",
+         headers: `Accept` (OpenMetrics) and, in the gzip columns, `Accept-Encoding: gzip` (which \
+         Prometheus always sends). CPU per scrape = ΔCPU of certinel / requests completed. Bytes \
+         on the wire are the response body (the exposition, or its gzip stream); the gzip body is \
+         checked to decompress to the same exposition. blackbox_exporter has no aggregate \
+         exposition (Prometheus scrapes one `/probe` per target): not measured.\n",
         m("scrape_certs"),
         m("wrk_cmd"),
     );
-    r.out
-        .push_str("| figure | certinel | blackbox_exporter | ratio |\n|---|---|---|---|\n");
-    r.row("latency p50, ms", "s3.p50_ms", 1.0, false);
-    r.row("latency p99, ms", "s3.p99_ms", 1.0, false);
-    r.row("scrapes/s", "s3.rps", 1.0, false);
-    r.row("CPU ms per scrape", "s3.cpu_ms_per_scrape", 1.0, false);
-    r.row(
-        "exposition size, MiB (OpenMetrics)",
-        "s3.size_bytes",
-        1.0 / 1048576.0,
-        false,
+    r.out.push_str(
+        "| figure | certinel, plain | certinel, gzip | floor, plain | floor, gzip |\n|---|---|---|---|---|\n",
     );
-    r.row("series in the exposition", "s3.series", 1.0, false);
-    r.row("RSS after the load, MiB", "s3.rss_kib", MIB, false);
-    for (name, key) in [
-        ("floor: latency p50, ms", "s3.p50_ms.floor"),
-        ("floor: latency p99, ms", "s3.p99_ms.floor"),
-        ("floor: scrapes/s", "s3.rps.floor"),
-    ] {
-        let line = format!("| {name} | {} | n/a |  |\n", r.cell(key, 1.0));
+    // The floor's column: measured, not measured, or the same bytes.
+    let rows: [(&str, &str, &str, f64, Option<&str>); 5] = [
+        ("latency p50, ms", "p50_ms", "gz_p50_ms", 1.0, None),
+        ("latency p99, ms", "p99_ms", "gz_p99_ms", 1.0, None),
+        ("scrapes/s", "rps", "gz_rps", 1.0, None),
+        (
+            "CPU ms per scrape",
+            "cpu_ms_per_scrape",
+            "gz_cpu_ms_per_scrape",
+            1.0,
+            Some("n/a"),
+        ),
+        (
+            "bytes on the wire per scrape, MiB",
+            "size_bytes",
+            "gz_size_bytes",
+            1.0 / 1048576.0,
+            Some("same"),
+        ),
+    ];
+    for (name, plain, gz, scale, floor) in rows {
+        let floor_cell = |key: &str| match floor {
+            Some(text) => text.to_owned(),
+            None => r.cell(&format!("s3.{key}.floor"), scale),
+        };
+        let line = format!(
+            "| {name} | {} | {} | {} | {} |\n",
+            r.cell(&format!("s3.{plain}.certinel"), scale),
+            r.cell(&format!("s3.{gz}.certinel"), scale),
+            floor_cell(plain),
+            floor_cell(gz),
+        );
         r.out.push_str(&line);
     }
+    let line = format!(
+        "| first gzip scrape after a render (compresses it), ms |  | {} |  |  |\n",
+        r.cell("s3.gz_first_ms.certinel", 1.0)
+    );
+    r.out.push_str(&line);
+    let line = format!(
+        "| series in the exposition | {} |  |  |  |\n",
+        r.cell("s3.series.certinel", 1.0)
+    );
+    r.out.push_str(&line);
+    let line = format!(
+        "| RSS after the load, MiB | {} |  |  |  |\n",
+        r.cell("s3.rss_kib.certinel", MIB)
+    );
+    r.out.push_str(&line);
     r.out.push_str(
         "\n*Floor*: `bench_tool serve-static` answers every request with the same bytes \
-         (certinel's exposition, saved before the load) from one precomputed HTTP response, \
-         no exporter logic at all, under the same `wrk` load, alternating with certinel's runs. \
-         It is what moving that many bytes to that load generator costs on this machine.\n",
+         (certinel's exposition, or its gzip body, saved before the load) from one precomputed \
+         HTTP response, no exporter logic at all, under the same `wrk` load, alternating with \
+         certinel's runs. It is what moving that many bytes to that load generator costs on this \
+         machine.\n",
     );
     r.out.push('\n');
 
@@ -1112,7 +1326,9 @@ fn report(results: &Path, meta: &Path, notes: Option<&Path>, out: &Path) -> Resu
          as the black holes, fast failure: the control for exposition size); **+ black holes**: \
          {} listeners that accept and never answer. Freshness: `bench_tool freshness` reads \
          `/metrics` every second for {} s and takes, over all samples and good targets, the \
-         largest `now − certinel_tls_last_probe_timestamp_seconds`. Scrape p99: `{}` in the \
+         largest `now − certinel_tls_last_probe_timestamp_seconds`. First round: from the \
+         instant the script spawns certinel to the end (timestamp + \
+         `certinel_tls_handshake_duration_seconds`) of the last good target's first probe. Scrape p99: `{}` in the \
          middle of that window.\n",
         m("stall_interval"),
         m("stall_timeout"),
@@ -1129,7 +1345,12 @@ fn report(results: &Path, meta: &Path, notes: Option<&Path>, out: &Path) -> Resu
         ("max age of a good target's last probe, s", "max_age", 1.0),
         ("p99 age of a good target's last probe, s", "p99_age", 1.0),
         (
-            "seconds until every good target was probed",
+            "first complete round of the good targets: s from certinel's spawn to the end of the last one's first probe",
+            "first_round",
+            1.0,
+        ),
+        (
+            "first sample (1 Hz) showing every good target probed, s from certinel's spawn",
             "all_seen",
             1.0,
         ),
@@ -1147,15 +1368,87 @@ fn report(results: &Path, meta: &Path, notes: Option<&Path>, out: &Path) -> Resu
     }
     r.out.push('\n');
 
-    // Targets.
+    // 5. Scale.
+    let file_sizes = sizes(&m("scale_file_sizes"));
+    let ep_sizes = sizes(&m("scale_ep_sizes"));
+    let scale_ran = r.data.keys().any(|k| k.starts_with("s5."));
+    if scale_ran {
+        scale_section(&mut r, &meta, &file_sizes, &ep_sizes, out, svg)?;
+    }
+
+    // Targets of issue #16, then those of issue #6 it does not replace.
     let half =
         |r: &Report, key: &str| r.ratio(&format!("{key}.certinel"), &format!("{key}.blackbox"));
+    let scrape_certs = m("scrape_certs");
+    let v = r.get("s3.gz_p99_ms.certinel").map(|s| s.median);
+    let floor = r.get("s3.gz_p99_ms.floor").map(|s| s.median);
+    r.verdict(
+        &format!(
+            "gzip /metrics at {scrape_certs} certificates, 8 concurrent scrapers with Prometheus' headers: p99 ≤ 15 ms"
+        ),
+        v.map_or("n/a".into(), |x| match floor {
+            Some(f) => format!("{x:.2} ms (floor {f:.2} ms)"),
+            None => format!("{x:.2} ms"),
+        }),
+        v.map(|x| x <= 15.0),
+    );
+    let v = r.get("s3.gz_cpu_ms_per_scrape.certinel").map(|s| s.median);
+    r.verdict(
+        &format!("gzip /metrics at {scrape_certs} certificates: CPU per scrape ≤ 1 ms"),
+        v.map_or("n/a".into(), |x| format!("{x:.3} ms")),
+        v.map(|x| x <= 1.0),
+    );
+    let wire = match (
+        r.get("s3.size_bytes.certinel"),
+        r.get("s3.gz_size_bytes.certinel"),
+    ) {
+        (Some(p), Some(g)) => format!(
+            "{:.2} MiB plain, {:.2} MiB gzip ({:.1} × smaller)",
+            p.median / 1048576.0,
+            g.median / 1048576.0,
+            p.median / g.median
+        ),
+        _ => "n/a".into(),
+    };
+    r.info(
+        &format!("bytes on the wire per scrape at {scrape_certs} certificates"),
+        wire,
+    );
     let v = half(&r, "s1.cpu_per_1k");
     r.verdict(
-        "CPU per 1000 handshake probes ≤ 0.5 × blackbox_exporter's",
+        "CPU per handshake probe ≤ 0.15 × blackbox_exporter's (fixed rate)",
         v.map_or("n/a".into(), |x| format!("{x:.2} ×")),
-        v.map(|x| x <= 0.5),
+        v.map(|x| x <= 0.15),
     );
+    // Worst run: "regardless of dead ones" is a promise about every start.
+    let v = r.get("s4.blackhole.first_round.certinel").map(|s| s.max);
+    let good = r.get("s4.good.first_round.certinel").map(|s| s.max);
+    r.verdict(
+        &format!(
+            "first complete round of {} good targets beside {} black holes < 2 s from certinel's start",
+            m("stall_good"),
+            m("stall_bad")
+        ),
+        v.map_or("n/a".into(), |x| match good {
+            Some(g) => format!("worst {x:.2} s (good targets only: {g:.2} s)"),
+            None => format!("worst {x:.2} s"),
+        }),
+        v.map(|x| x < 2.0),
+    );
+    let biggest = file_sizes.last().copied().unwrap_or(0);
+    let v = r
+        .get(&format!("s5.f.bytes_per_cert.{biggest}.certinel"))
+        .map(|s| s.median);
+    r.verdict(
+        &format!(
+            "memory per certificate < 1 KiB at {} certificates (scenario 5)",
+            thousands(biggest)
+        ),
+        v.map_or("n/a".into(), |x| format!("{x:.0} bytes")),
+        v.map(|x| x < 1024.0),
+    );
+    let issue16 = std::mem::take(&mut r.verdicts);
+
     let v = half(&r, "s1.steady_rss_kib");
     r.verdict(
         "steady RSS ≤ 0.5 × blackbox_exporter's",
@@ -1263,15 +1556,29 @@ fn report(results: &Path, meta: &Path, notes: Option<&Path>, out: &Path) -> Resu
         v.map(|x| x <= limit),
     );
 
+    let issue6 = std::mem::take(&mut r.verdicts);
     let mut head = String::new();
-    head.push_str("## Targets (issue #6)\n\n| target | measured | verdict |\n|---|---|---|\n");
-    for (t, m, p, _) in &r.verdicts {
-        if p == "info" {
-            let _ = writeln!(head, "| {t} | {m} | info |");
-        } else {
-            let _ = writeln!(head, "| {t} | {m} | **{p}** |");
+    for (title, verdicts) in [
+        ("## Targets (issue #16)", &issue16),
+        ("## Targets (issue #6)", &issue6),
+    ] {
+        let _ = writeln!(
+            head,
+            "{title}\n\n| target | measured | verdict |\n|---|---|---|"
+        );
+        for (t, m, p, _) in verdicts {
+            if p == "info" {
+                let _ = writeln!(head, "| {t} | {m} | info |");
+            } else {
+                let _ = writeln!(head, "| {t} | {m} | **{p}** |");
+            }
         }
+        head.push('\n');
     }
+    head.push_str(
+        "Issue #16 replaced issue #6's \"CPU per probe ≤ 0.5 × blackbox_exporter's\" with the \
+         0.15 × above.\n",
+    );
     if mode == "smoke" {
         head.push_str("\n(smoke mode: verdicts are informative only)\n");
     }
@@ -1297,4 +1604,291 @@ fn report(results: &Path, meta: &Path, notes: Option<&Path>, out: &Path) -> Resu
     std::fs::write(out, &r.out)?;
     eprintln!("bench_tool: wrote {}", out.display());
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// report: scenario 5
+
+/// The sizes a `scale_*_sizes` meta value lists.
+fn sizes(list: &str) -> Vec<u64> {
+    list.split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+/// `100000` → `100 000`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One figure of the growth tables: its key (`s5.f.cold_s`), its label,
+/// the factor from the recorded unit, and whether the SVG shows it.
+type Figure = (&'static str, &'static str, f64, bool);
+
+const FILE_FIGURES: [Figure; 13] = [
+    ("s5.f.cold_s", "cold scan, ms", 1000.0, true),
+    (
+        "s5.f.unchanged_s",
+        "rescan, nothing changed, ms",
+        1000.0,
+        true,
+    ),
+    (
+        "s5.f.rss_kib",
+        "RSS after the second pass, before any scrape, MiB",
+        1.0 / 1024.0,
+        true,
+    ),
+    (
+        "s5.f.bytes_per_cert",
+        "memory per certificate, bytes",
+        1.0,
+        true,
+    ),
+    ("s5.f.p50_ms", "/metrics p50, plain, ms", 1.0, false),
+    ("s5.f.p99_ms", "/metrics p99, plain, ms", 1.0, true),
+    ("s5.f.gz_p50_ms", "/metrics p50, gzip, ms", 1.0, false),
+    ("s5.f.gz_p99_ms", "/metrics p99, gzip, ms", 1.0, true),
+    (
+        "s5.f.cpu_ms_per_scrape",
+        "CPU per scrape, plain, ms",
+        1.0,
+        false,
+    ),
+    (
+        "s5.f.gz_cpu_ms_per_scrape",
+        "CPU per scrape, gzip, ms",
+        1.0,
+        true,
+    ),
+    (
+        "s5.f.size_bytes",
+        "exposition on the wire, plain, MiB",
+        1.0 / 1048576.0,
+        true,
+    ),
+    (
+        "s5.f.gz_size_bytes",
+        "exposition on the wire, gzip, MiB",
+        1.0 / 1048576.0,
+        false,
+    ),
+    (
+        "s5.f.rss_after_kib",
+        "RSS after the scrapes, MiB",
+        1.0 / 1024.0,
+        false,
+    ),
+];
+
+const ENDPOINT_FIGURES: [Figure; 5] = [
+    (
+        "s5.e.round_s",
+        "first round: spawn to the end of the last probe, s",
+        1.0,
+        true,
+    ),
+    (
+        "s5.e.cpu_ms_per_probe",
+        "CPU per probe in the first round, ms",
+        1.0,
+        true,
+    ),
+    (
+        "s5.e.rss_kib",
+        "RSS after the round, before any scrape, MiB",
+        1.0 / 1024.0,
+        true,
+    ),
+    ("s5.e.bytes_per_ep", "memory per endpoint, bytes", 1.0, true),
+    (
+        "s5.e.size_bytes",
+        "exposition after the round, KiB",
+        1.0 / 1024.0,
+        false,
+    ),
+];
+
+/// A growth table: a column per size, then how the figure grew from the
+/// smallest size to the largest (`×R`, and the exponent `k` of `n^k`).
+fn growth_table(r: &mut Report, what: &str, sizes: &[u64], figures: &[Figure]) {
+    let mut t = format!(
+        "| figure | {} | growth |\n|---|",
+        sizes
+            .iter()
+            .map(|n| format!("{} {what}", thousands(*n)))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    t.push_str(&"---|".repeat(sizes.len() + 1));
+    t.push('\n');
+    for &(key, label, scale, _) in figures {
+        let cells: Vec<String> = sizes
+            .iter()
+            .map(|n| r.cell(&format!("{key}.{n}.certinel"), scale))
+            .collect();
+        let first = sizes
+            .first()
+            .and_then(|n| r.get(&format!("{key}.{n}.certinel")));
+        let last = sizes
+            .last()
+            .and_then(|n| r.get(&format!("{key}.{n}.certinel")));
+        let growth = match (first, last, sizes.first(), sizes.last()) {
+            (Some(a), Some(b), Some(&n0), Some(&n1))
+                if a.median > 0.0 && b.median > 0.0 && n1 > n0 =>
+            {
+                let ratio = b.median / a.median;
+                let k = ratio.ln() / (n1 as f64 / n0 as f64).ln();
+                format!("×{} (∝ n^{k:.2})", fmt_num(ratio))
+            }
+            _ => "n/a".to_owned(),
+        };
+        let _ = writeln!(t, "| {label} | {} | {growth} |", cells.join(" | "));
+    }
+    r.out.push_str(&t);
+}
+
+fn panel(
+    r: &Report,
+    title: &str,
+    x_label: &str,
+    sizes: &[u64],
+    figures: &[Figure],
+) -> certinel_bench::svg::Panel {
+    certinel_bench::svg::Panel {
+        title: title.to_owned(),
+        x_label: x_label.to_owned(),
+        sizes: sizes.iter().map(|&n| n as f64).collect(),
+        series: figures
+            .iter()
+            .filter(|f| f.3)
+            .map(|&(key, label, _, _)| certinel_bench::svg::Series {
+                name: label.to_owned(),
+                values: sizes
+                    .iter()
+                    .map(|n| r.get(&format!("{key}.{n}.certinel")).map(|s| s.median))
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn scale_section(
+    r: &mut Report,
+    meta: &HashMap<String, String>,
+    file_sizes: &[u64],
+    ep_sizes: &[u64],
+    out: &Path,
+    svg: Option<&Path>,
+) -> Result<(), BoxError> {
+    let m = |key: &str| meta.get(key).map_or("?", String::as_str).to_owned();
+    let list = |sizes: &[u64]| {
+        sizes
+            .iter()
+            .map(|n| thousands(*n))
+            .collect::<Vec<_>>()
+            .join(" → ")
+    };
+    let _ = writeln!(
+        r.out,
+        "## 5. Scale: {} certificates in files, {} endpoints\n",
+        list(file_sizes),
+        list(ep_sizes)
+    );
+    let _ =
+        writeln!(
+        r.out,
+        "**Files.** `bench_tool gen-certs` writes exactly N certificates, **one ECDSA P-256 leaf \
+         per file**, 1000 files per directory (cached under `bench/.cache/certs-N`). One certinel \
+         per size and run, one file source `paths: [\"…/tree/**/*.pem\"]`, `interval` = N / 5000 \
+         s (at least {}): cold scan and unchanged rescan are the first two passes (logged \
+         `certinel_source_duration_seconds`); RSS is read after the second pass, before any \
+         scrape, and memory per certificate = (RSS − RSS over an empty directory, {} MiB) / N, \
+         as in scenario 2. Then `/metrics` under `{}` with Prometheus' `Accept` header, without \
+         and with `Accept-Encoding: gzip`; bytes are the response body.\n\n\
+         **Endpoints.** One farm of {} TLS ports; for each size a fresh certinel probes the \
+         first N of them with `interval: 1h`, `timeout: 5s`, `concurrency: {}`, so nothing runs \
+         but the first round. First round = from the instant the script spawns certinel to the \
+         end (timestamp + duration) of the last endpoint's first probe, read from one scrape \
+         once `/-/ready` says every target was probed (every endpoint checked to have a \
+         timestamp, no handshake error, and an `x509_cert_not_after` series). RSS is read at \
+         `/-/ready`, before that scrape; memory per endpoint = (RSS − RSS with an empty \
+         configuration, {} MiB) / N; CPU per probe = (CPU at `/-/ready` − an empty \
+         configuration's CPU at its `/-/ready`) / N, with `/proc`'s 10 ms tick as resolution.\n",
+        m("files_interval"),
+        r.get("s5.f.rss_empty_kib.certinel").map_or("n/a".into(), |s| fmt_num(s.median / 1024.0)),
+        m("scale_wrk_cmd"),
+        ep_sizes.last().map_or("?".into(), |n| thousands(*n)),
+        m("concurrency"),
+        r.get("s5.e.rss_empty_kib.certinel").map_or("n/a".into(), |s| fmt_num(s.median / 1024.0)),
+    );
+    r.out.push_str("### Growth: files\n\n");
+    growth_table(r, "certs", file_sizes, &FILE_FIGURES);
+    r.out.push_str("\n### Growth: endpoints\n\n");
+    growth_table(r, "endpoints", ep_sizes, &ENDPOINT_FIGURES);
+    r.out.push_str(
+        "\n*growth*: the median at the largest size over the median at the smallest; \
+         `∝ n^k` is the same as an exponent (k = 1: grows in proportion to the size, k = 0: \
+         does not grow).\n\n",
+    );
+    if let Some(svg) = svg {
+        let figure = certinel_bench::svg::growth_chart(
+            "certinel: growth with the workload, relative to the smallest size",
+            &[
+                panel(r, "files", "certificates", file_sizes, &FILE_FIGURES),
+                panel(r, "endpoints", "endpoints", ep_sizes, &ENDPOINT_FIGURES),
+            ],
+        );
+        std::fs::write(svg, figure)?;
+        // Embedded by name when it sits beside the report, as bench/run puts it.
+        let link = if svg.parent() == out.parent() {
+            svg.file_name().map_or_else(
+                || svg.display().to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            )
+        } else {
+            svg.display().to_string()
+        };
+        let _ = writeln!(r.out, "![Growth of certinel's figures with the number of certificates and endpoints]({link})\n");
+        eprintln!("bench_tool: wrote {}", svg.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_probes_end_at_timestamp_plus_duration() {
+        let text = "\
+certinel_tls_last_probe_timestamp_seconds{source_name=\"farm\",target=\"127.0.0.1:1\",address=\"127.0.0.1:1\"} 100.5
+certinel_tls_handshake_duration_seconds{source_name=\"farm\",target=\"127.0.0.1:1\",address=\"127.0.0.1:1\"} 0.25
+certinel_tls_last_probe_timestamp_seconds{source_name=\"farm\",target=\"127.0.0.1:2\",address=\"127.0.0.1:2\"} 101
+certinel_tls_handshake_error{source_name=\"farm\",target=\"127.0.0.1:2\",address=\"127.0.0.1:2\",reason=\"timeout\"} 1
+certinel_tls_last_probe_timestamp_seconds{source_name=\"farm\",target=\"127.0.0.1:3\",address=\"127.0.0.1:3\"} 102
+";
+        let wanted: HashSet<&str> = ["127.0.0.1:1", "127.0.0.1:2"].into_iter().collect();
+        let probes = last_probes(text, &wanted);
+        assert_eq!(probes.len(), 2);
+        let one = &probes["127.0.0.1:1"];
+        assert_eq!((one.started, one.done, one.failed), (100.5, 100.75, false));
+        let two = &probes["127.0.0.1:2"];
+        assert_eq!((two.started, two.done, two.failed), (101.0, 101.0, true));
+    }
+
+    #[test]
+    fn sizes_and_thousands() {
+        assert_eq!(sizes("1000 10000 100000"), vec![1000, 10_000, 100_000]);
+        assert_eq!(thousands(100_000), "100 000");
+        assert_eq!(thousands(999), "999");
+    }
 }
