@@ -10,7 +10,7 @@
 #![allow(missing_docs)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,11 +35,11 @@ fn facts(i: usize) -> CertFacts {
             o: "certinel bench".into(),
             ..NameFields::default()
         },
-        issuer: NameFields {
+        issuer: Arc::new(NameFields {
             cn: "certinel bench intermediate".into(),
             o: "certinel bench".into(),
             ..NameFields::default()
-        },
+        }),
     }
 }
 
@@ -53,10 +53,10 @@ fn store_with(certs: usize) -> Arc<Store> {
     certinel::scheduler::lay_out(&config, &store);
     let scan: FileScan = (0..certs)
         .map(|i| {
-            let path = PathBuf::from(format!(
+            let path: Arc<Path> = Arc::from(Path::new(&format!(
                 "/etc/certinel-bench/ns-{:03}/svc-{i:05}.pem",
                 i % 100
-            ));
+            )));
             let report = FileReport {
                 certs: vec![Arc::new(facts(i))],
                 ..FileReport::default()

@@ -1,19 +1,73 @@
-//! Facts shared by the SHA-256 of their DER.
+//! Facts shared by the SHA-256 of their DER, and issuer names shared by
+//! their contents.
 //!
 //! A process-wide table maps the SHA-256 of each DER to the facts handed
 //! out for it, holding them weakly, so the facts of a certificate nobody
-//! tracks any more are freed.
+//! tracks any more are freed. Another holds issuer names: the thousands of
+//! certificates one CA issued all name it, and its six attributes (about
+//! 250 bytes with their text) are kept once instead of once each.
 
 use std::collections::hash_map::{Entry, HashMap};
+use std::collections::HashSet;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
 
 use ring::digest::{self, SHA256};
 
-use super::{parse_uncached, CertFacts, DecodeError, Sha256};
+use super::{parse_uncached, CertFacts, DecodeError, NameFields, Sha256};
 
 /// Looks `der` up, parsing it only when no one holds its facts.
 pub(super) fn parse(der: &[u8]) -> Result<Arc<CertFacts>, DecodeError> {
     INTERNED.parse(der)
+}
+
+/// The one shared copy of an issuer name equal to `name`.
+pub(super) fn issuer(name: NameFields) -> Arc<NameFields> {
+    NAMES.share(name)
+}
+
+/// The process-wide table behind [`issuer`].
+static NAMES: LazyLock<Names> = LazyLock::new(|| Names::new(SWEEP_FLOOR));
+
+/// Issuer names in use. The table holds a reference to each, so a name is
+/// unused when the table's is the only one; those are swept as in
+/// [`Table::sweep`].
+struct Names {
+    table: Mutex<NameTable>,
+}
+
+struct NameTable {
+    names: HashSet<Arc<NameFields>>,
+    swept_at: usize,
+    floor: usize,
+}
+
+impl Names {
+    fn new(floor: usize) -> Names {
+        Names {
+            table: Mutex::new(NameTable {
+                names: HashSet::new(),
+                swept_at: floor,
+                floor,
+            }),
+        }
+    }
+
+    fn share(&self, name: NameFields) -> Arc<NameFields> {
+        // As for the facts: every update leaves the set consistent.
+        let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(shared) = table.names.get(&name) {
+            return shared.clone();
+        }
+        if table.names.len() >= 2 * table.swept_at {
+            table.names.retain(|n| Arc::strong_count(n) > 1);
+            table.swept_at = table.names.len().max(table.floor);
+            let room = 2 * table.swept_at;
+            table.names.shrink_to(room);
+        }
+        let name = Arc::new(name);
+        table.names.insert(name.clone());
+        name
+    }
 }
 
 /// The process-wide table behind [`parse`].
@@ -131,6 +185,26 @@ mod tests {
         drop(kept);
         interner.lock().sweep();
         assert_eq!(interner.lock().facts.len(), 0);
+    }
+
+    #[test]
+    fn equal_issuers_share_one_copy_and_unused_ones_leave() {
+        let names = Names::new(4);
+        let name = |cn: &str| NameFields {
+            cn: cn.into(),
+            o: "Example".into(),
+            ..NameFields::default()
+        };
+        let a = names.share(name("CA 1"));
+        let b = names.share(name("CA 1"));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &names.share(name("CA 2"))));
+        for i in 0..40 {
+            drop(names.share(name(&format!("gone {i}"))));
+            let len = names.table.lock().unwrap().names.len();
+            assert!(len <= 2 * 4 + 1, "{len} names after {i} unused ones");
+        }
+        assert!(Arc::ptr_eq(&a, &names.share(name("CA 1"))));
     }
 
     #[test]

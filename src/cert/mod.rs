@@ -59,8 +59,9 @@ pub struct CertFacts {
     pub serial_number: Box<str>,
     /// Selected subject attributes.
     pub subject: NameFields,
-    /// Selected issuer attributes.
-    pub issuer: NameFields,
+    /// Selected issuer attributes, shared by every certificate that names
+    /// the same issuer.
+    pub issuer: Arc<NameFields>,
 }
 
 impl fmt::Debug for CertFacts {
@@ -89,7 +90,7 @@ impl CertFacts {
 /// The distinguished-name attributes certinel can export as labels.
 ///
 /// Multi-valued attributes are joined with `,`; a missing one is `""`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct NameFields {
     /// commonName (the last one, as Go's `pkix.Name` picks it).
     pub cn: Box<str>,
@@ -159,7 +160,7 @@ fn facts(cert: &X509Certificate<'_>, sha256: Sha256) -> CertFacts {
         not_after: validity.not_after.timestamp(),
         serial_number: cert.tbs_certificate.serial.to_string().into(),
         subject: name_fields(cert.subject()),
-        issuer: name_fields(cert.issuer()),
+        issuer: intern::issuer(name_fields(cert.issuer())),
     }
 }
 

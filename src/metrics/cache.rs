@@ -343,7 +343,7 @@ mod tests {
             certs: vec![facts_expiring_at(not_after)],
             ..Default::default()
         };
-        let scan = [(std::path::PathBuf::from("/x.pem"), Arc::new(report))]
+        let scan = [(Arc::from(std::path::Path::new("/x.pem")), Arc::new(report))]
             .into_iter()
             .collect();
         store.publish_files(0, scan, Duration::ZERO);

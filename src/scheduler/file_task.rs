@@ -2,7 +2,7 @@
 //! jitter) or as soon as the watcher sees its files change.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,7 +18,7 @@ use crate::sources::files::{self, FileCache, FileErrorReason, FileScan};
 #[derive(Default)]
 pub(super) struct FileState {
     cache: FileCache,
-    last_errors: HashMap<PathBuf, FileErrorReason>,
+    last_errors: HashMap<Arc<Path>, FileErrorReason>,
 }
 
 /// Runs one pass of a file source and publishes it. The permit travels
@@ -82,7 +82,7 @@ pub(super) async fn file_loop(
 }
 
 /// Logs files going bad (warn) and recovering (info); repeats stay quiet.
-fn log_file_changes(source: &str, scan: &FileScan, last: &mut HashMap<PathBuf, FileErrorReason>) {
+fn log_file_changes(source: &str, scan: &FileScan, last: &mut HashMap<Arc<Path>, FileErrorReason>) {
     let mut now = HashMap::new();
     for (path, report) in scan {
         match &report.error {

@@ -102,14 +102,13 @@ mod tests {
     use super::*;
     use crate::report::{Status, Which};
     use crate::sources::files::{FileErrorReason, FileReport};
-    use std::path::PathBuf;
 
     fn store_with_files(files: &[(&str, FileReport)]) -> Snapshot {
         let store =
             crate::scheduler::test_store("files:\n  - name: f\n    paths: [/nonexistent/x.pem]\n");
         let scan = files
             .iter()
-            .map(|(p, r)| (PathBuf::from(p), Arc::new(r.clone())))
+            .map(|(p, r)| (Arc::from(std::path::Path::new(p)), Arc::new(r.clone())))
             .collect();
         store.publish_files(0, scan, std::time::Duration::ZERO);
         Snapshot::clone(&store.load())

@@ -115,7 +115,7 @@ mod tests {
             not_after: not_before + 90 * 86_400,
             serial_number: serial.into(),
             subject: NameFields::default(),
-            issuer: NameFields::default(),
+            issuer: Default::default(),
         }
     }
 

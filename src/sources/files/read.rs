@@ -22,7 +22,7 @@ pub struct FileCache {
 }
 
 /// A cache's contents, by path.
-pub(super) type Entries = HashMap<PathBuf, Cached>;
+pub(super) type Entries = HashMap<Arc<Path>, Cached>;
 
 /// A file's identity when it was read, what else its result depends on,
 /// and the result.
@@ -96,7 +96,7 @@ pub fn read_one(path: &Path, cap: u64) -> FileReport {
 }
 
 pub(super) fn read_cached(
-    path: &Path,
+    path: &Arc<Path>,
     reading: &Reading<'_>,
     cache: &FileCache,
     next: &mut Entries,
@@ -116,7 +116,7 @@ pub(super) fn read_cached(
         {
             let report = cached.report.clone();
             next.insert(
-                path.to_owned(),
+                path.clone(),
                 Cached {
                     identity,
                     dependencies: cached.dependencies.clone(),
@@ -129,7 +129,7 @@ pub(super) fn read_cached(
     let (report, dependencies) = read_file(path, reading);
     let report = Arc::new(report);
     next.insert(
-        path.to_owned(),
+        path.clone(),
         Cached {
             identity,
             dependencies: dependencies.into(),
