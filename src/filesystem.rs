@@ -19,8 +19,20 @@ pub(crate) struct FileIdentity {
     dev: u64,
     ino: u64,
     size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
+    /// Nanoseconds since the epoch (one word instead of two: the cache
+    /// holds one identity per file, 100 000 of them at scale; saturating
+    /// past the year 2262, where the size, inode and ctime still tell
+    /// rewrites apart).
+    mtime: i64,
+    /// As `mtime`.
+    ctime: i64,
+}
+
+/// `seconds` and `nanoseconds` since the epoch as one count of nanoseconds.
+fn nanos(seconds: i64, nanoseconds: i64) -> i64 {
+    seconds
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nanoseconds)
 }
 
 impl FileIdentity {
@@ -30,8 +42,8 @@ impl FileIdentity {
             dev: meta.dev(),
             ino: meta.ino(),
             size: meta.size(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
+            mtime: nanos(meta.mtime(), meta.mtime_nsec()),
+            ctime: nanos(meta.ctime(), meta.ctime_nsec()),
         }
     }
 

@@ -83,8 +83,21 @@ struct Interner {
     table: Mutex<Table>,
 }
 
+/// The table's key: the first eight bytes of the SHA-256. A full digest
+/// per entry was 32 of the table's 40 bytes per certificate; a lookup
+/// confirms the whole digest on the facts it finds (they carry it), so two
+/// certificates sharing a prefix are told apart, the second simply not
+/// shared.
+type Prefix = u64;
+
+fn prefix(sha256: &Sha256) -> Prefix {
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&sha256[..8]);
+    u64::from_le_bytes(head)
+}
+
 struct Table {
-    facts: HashMap<Sha256, Weak<CertFacts>>,
+    facts: HashMap<Prefix, Weak<CertFacts>>,
     /// Size after the last sweep; the next one is due at twice this.
     swept_at: usize,
     floor: usize,
@@ -104,8 +117,8 @@ impl Interner {
     fn parse(&self, der: &[u8]) -> Result<Arc<CertFacts>, DecodeError> {
         let mut key: Sha256 = [0; 32];
         key.copy_from_slice(digest::digest(&SHA256, der).as_ref());
-        let seen = self.lock().facts.get(&key).and_then(Weak::upgrade);
-        if let Some(facts) = seen {
+        let seen = self.lock().facts.get(&prefix(&key)).and_then(Weak::upgrade);
+        if let Some(facts) = seen.filter(|f| f.sha256 == key) {
             return Ok(facts);
         }
         // Parsed outside the lock so probes finishing together do not queue
@@ -127,10 +140,12 @@ impl Table {
     /// the facts already there if another thread parsed the same bytes
     /// meanwhile, else `facts`.
     fn insert(&mut self, key: Sha256, facts: Arc<CertFacts>) -> Arc<CertFacts> {
-        match self.facts.entry(key) {
+        match self.facts.entry(prefix(&key)) {
             Entry::Occupied(mut slot) => {
                 if let Some(live) = slot.get().upgrade() {
-                    return live;
+                    // Another certificate with the same prefix keeps the
+                    // slot; this one goes unshared.
+                    return if live.sha256 == key { live } else { facts };
                 }
                 slot.insert(Arc::downgrade(&facts));
             }
@@ -205,6 +220,29 @@ mod tests {
             assert!(len <= 2 * 4 + 1, "{len} names after {i} unused ones");
         }
         assert!(Arc::ptr_eq(&a, &names.share(name("CA 1"))));
+    }
+
+    #[test]
+    fn certificates_sharing_a_prefix_are_never_mixed_up() {
+        let interner = Interner::new(4);
+        let facts = |last: u8| {
+            let mut sha256 = [7u8; 32];
+            sha256[31] = last;
+            Arc::new(CertFacts {
+                sha256,
+                not_before: 0,
+                not_after: i64::from(last),
+                serial_number: "1".into(),
+                subject: NameFields::default(),
+                issuer: Arc::default(),
+            })
+        };
+        let (a, b) = (facts(1), facts(2));
+        let mut table = interner.lock();
+        assert!(Arc::ptr_eq(&table.insert(a.sha256, a.clone()), &a));
+        // Same first eight bytes, another certificate: not handed `a`.
+        assert!(Arc::ptr_eq(&table.insert(b.sha256, b.clone()), &b));
+        assert!(Arc::ptr_eq(&table.insert(a.sha256, facts(1)), &a));
     }
 
     #[test]

@@ -126,7 +126,8 @@ pub(super) fn read_cached(
             return report;
         }
     }
-    let (report, dependencies) = read_file(path, reading);
+    let (mut report, dependencies) = read_file(path, reading);
+    report.shrink_to_fit();
     let report = Arc::new(report);
     next.insert(
         path.clone(),
